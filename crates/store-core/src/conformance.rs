@@ -6,7 +6,11 @@
 //! capability check, on backends without it, that the operation fails at once with
 //! `NotSupported` instead of being skipped.
 //!
-//! ```ignore
+//! ```no_run
+//! use std::sync::Arc;
+//! use s3dlio_store_core::conformance::Fixture;
+//! use s3dlio_store_core::MemoryStore;
+//!
 //! async fn fixture(case: &'static str) -> Fixture {
 //!     Fixture::new(Arc::new(MemoryStore::new()), format!("conformance/{case}/"))
 //! }
@@ -115,10 +119,10 @@ async fn names(store: &dyn ObjectStore, prefix: &str, opts: ListOptions) -> Vec<
 
 /// Put many small objects with bounded concurrency.
 async fn put_all(store: &dyn ObjectStore, keys: &[String]) {
-    futures::stream::iter(keys)
+    futures::stream::iter(keys.iter().cloned())
         .map(|k| async move {
             store
-                .put_bytes(k, Bytes::from(k.clone().into_bytes()))
+                .put_bytes(&k, Bytes::from(k.clone().into_bytes()))
                 .await
                 .unwrap_or_else(|e| panic!("put {k}: {e}"))
         })
@@ -517,7 +521,7 @@ pub async fn concurrent_writers(f: Fixture) {
             while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
                 match s.get_bytes(&key).await {
                     Ok(b) => {
-                        assert!(versions.iter().any(|v| *v == b), "read a torn object of {} bytes", b.len());
+                        assert!(versions.contains(&b), "read a torn object of {} bytes", b.len());
                         reads += 1;
                     }
                     Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -551,7 +555,7 @@ pub async fn concurrent_writers(f: Fixture) {
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     reader.await.expect("reader task");
     let last = s.get_bytes(&key).await.expect("final get");
-    assert!(versions.iter().any(|v| *v == last), "final object is torn");
+    assert!(versions.contains(&last), "final object is torn");
     assert_eq!(names(&*s, &f.prefix, ListOptions::recursive()).await, vec![key], "writers left debris");
 }
 

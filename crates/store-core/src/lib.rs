@@ -53,3 +53,8 @@ pub mod __private {
 
 // Conditional-write semantics shared by stores that evaluate conditions themselves.
 pub use memory::check_mode as check_put_mode;
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

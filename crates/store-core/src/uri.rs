@@ -100,8 +100,13 @@ impl ObjectUri {
     /// `file:///data/x`. Relative paths are refused: their meaning would depend on the
     /// current directory of whichever process runs them.
     pub fn parse_path_or_uri(s: &str) -> Result<Self> {
-        if s.starts_with('/') {
-            return Ok(Self { scheme: Scheme::File, account: None, container: String::new(), key: s[1..].to_owned() });
+        if let Some(path) = s.strip_prefix('/') {
+            return Ok(Self {
+                scheme: Scheme::File,
+                account: None,
+                container: String::new(),
+                key: path.to_owned(),
+            });
         }
         Self::parse(s)
     }

@@ -1,0 +1,265 @@
+//! `cargo xtask bench`: our build and its peers on the same data, in the same run,
+//! alternating (A B A B ...), reporting medians and ratios. Every contender is a child
+//! process measured the same way (see `measure.rs`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::measure::{measure, median, Sample};
+use crate::{cargo, root};
+
+const SUITES: &[&str] = &["file"];
+
+struct Options {
+    quick: bool,
+    runs: usize,
+    data_dir: PathBuf,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut suites = Vec::new();
+    let mut opts = Options { quick: false, runs: 3, data_dir: root().join("target/bench-data") };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--runs" => {
+                let v = it.next().ok_or("--runs needs a number")?;
+                opts.runs = v.parse().map_err(|_| format!("--runs: '{v}' is not a number"))?;
+                if opts.runs == 0 {
+                    return Err("--runs must be at least 1".into());
+                }
+            }
+            "--data-dir" => {
+                opts.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a path")?);
+            }
+            "all" => suites.extend(SUITES.iter().map(|s| s.to_string())),
+            s if SUITES.contains(&s) => suites.push(s.to_owned()),
+            other => {
+                return Err(format!(
+                    "bench: unknown suite or option '{other}' (suites: {}, all)",
+                    SUITES.join(", ")
+                ))
+            }
+        }
+    }
+    if suites.is_empty() {
+        suites.extend(SUITES.iter().map(|s| s.to_string()));
+    }
+    suites.dedup();
+
+    let mut report = String::new();
+    let mut json = Vec::new();
+    for suite in &suites {
+        match suite.as_str() {
+            "file" => file_suite(&opts, &mut report, &mut json)?,
+            _ => unreachable!("suites are validated above"),
+        }
+    }
+    print!("\n{report}");
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let json = format!("[\n  {}\n]\n", json.join(",\n  "));
+    write(&out.join("latest.md"), &report)?;
+    write(&out.join("latest.json"), &json)?;
+    if !opts.quick {
+        // Full runs are the published numbers.
+        let docs = root().join("docs/bench");
+        std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
+        write(&docs.join("latest.md"), &report)?;
+        write(&docs.join("latest.json"), &json)?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+/// A set of files to read: `count` files of `size` bytes in `dir`.
+struct Workload {
+    name: &'static str,
+    dir: PathBuf,
+    count: usize,
+    size: usize,
+}
+
+impl Workload {
+    fn files(&self) -> Vec<PathBuf> {
+        (0..self.count).map(|i| self.dir.join(format!("f{i:06}.bin"))).collect()
+    }
+
+    fn bytes(&self) -> u64 {
+        (self.count * self.size) as u64
+    }
+
+    /// Create the files unless they are already there at the right size.
+    fn prepare(&self) -> Result<(), String> {
+        let files = self.files();
+        let ready = files.iter().all(|f| f.metadata().is_ok_and(|m| m.len() == self.size as u64))
+            && std::fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0) == self.count;
+        if ready {
+            return Ok(());
+        }
+        eprintln!("xtask: creating {} files of {} bytes in {}", self.count, self.size, self.dir.display());
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut block = vec![0u8; self.size];
+        for f in files {
+            // Distinct, incompressible content per file.
+            for chunk in block.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = chunk.len();
+                chunk.copy_from_slice(&x.to_le_bytes()[..n]);
+            }
+            std::fs::write(&f, &block).map_err(|e| format!("{}: {e}", f.display()))?;
+        }
+        Ok(())
+    }
+}
+
+type Verify = Box<dyn Fn(&Workload, &Sample) -> Result<(), String>>;
+
+/// One way of reading a workload.
+struct Contender {
+    name: &'static str,
+    command: Box<dyn Fn(&Workload) -> Command>,
+    /// Whether its stdout is a report to keep (else it goes to /dev/null).
+    capture: bool,
+    /// Checks the run's output (our reader reports what it read; cat reports nothing).
+    verify: Verify,
+}
+
+fn file_suite(opts: &Options, report: &mut String, json: &mut Vec<String>) -> Result<(), String> {
+    eprintln!("xtask: building the file:// reader (release)");
+    crate::run(cargo().args(["build", "--release", "-p", "s3dlio-store-fs", "--example", "read_tree"]))?;
+    let reader = root().join("target/release/examples/read_tree");
+
+    let (large_count, small_count) = if opts.quick { (16, 2_000) } else { (128, 10_000) };
+    let workloads = [
+        Workload {
+            name: "large files (16 MiB)",
+            dir: opts.data_dir.join(format!("file/large-{large_count}")),
+            count: large_count,
+            size: 16 << 20,
+        },
+        Workload {
+            name: "small files (8 KiB)",
+            dir: opts.data_dir.join(format!("file/small-{small_count}")),
+            count: small_count,
+            size: 8 << 10,
+        },
+    ];
+
+    let contenders = [
+        Contender {
+            name: "s3dlio file://",
+            command: Box::new(move |w: &Workload| {
+                let mut c = Command::new(&reader);
+                c.arg(format!("file://{}/", w.dir.display()));
+                c
+            }),
+            capture: true,
+            verify: Box::new(|w: &Workload, s: &Sample| {
+                let want = format!("objects={} bytes={}", w.count, w.bytes());
+                if s.stdout.trim() == want {
+                    Ok(())
+                } else {
+                    Err(format!("read_tree reported '{}', expected '{want}'", s.stdout.trim()))
+                }
+            }),
+        },
+        Contender {
+            name: "cat",
+            command: Box::new(|w: &Workload| {
+                let mut c = Command::new("cat");
+                c.args(w.files());
+                c
+            }),
+            capture: false,
+            verify: Box::new(|_, _| Ok(())),
+        },
+    ];
+
+    let _ = writeln!(report, "## file:// reads from the page cache\n");
+    let _ = writeln!(
+        report,
+        "{} runs per contender, alternating; the median by wall time is shown. \
+         {} cores. Ratio is against `cat` in the same run.\n",
+        opts.runs,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        report,
+        "| workload | contender | GiB/s | files/s | CPU s/GiB | peak RSS MiB | vs cat |"
+    );
+    let _ = writeln!(report, "|---|---|---:|---:|---:|---:|---:|");
+
+    for w in &workloads {
+        w.prepare()?;
+        // Warm the page cache: both contenders read cached data.
+        measure(Command::new("cat").args(w.files()), false)?;
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); contenders.len()];
+        for run in 0..opts.runs {
+            // A B, then B A, so neither always goes first.
+            let order: Vec<usize> = if run % 2 == 0 {
+                (0..contenders.len()).collect()
+            } else {
+                (0..contenders.len()).rev().collect()
+            };
+            for i in order {
+                let c = &contenders[i];
+                let s = measure(&mut (c.command)(w), c.capture)?;
+                (c.verify)(w, &s)?;
+                samples[i].push(s);
+            }
+        }
+        let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
+        let gib = w.bytes() as f64 / (1u64 << 30) as f64;
+        let cat = &medians[contenders.len() - 1];
+        for (c, m) in contenders.iter().zip(&medians) {
+            let secs = m.wall.as_secs_f64();
+            let ratio = cat.wall.as_secs_f64() / secs;
+            let _ = writeln!(
+                report,
+                "| {} | {} | {:.2} | {:.0} | {:.3} | {:.1} | {:.2}x |",
+                w.name,
+                c.name,
+                gib / secs,
+                w.count as f64 / secs,
+                m.cpu.as_secs_f64() / gib,
+                m.max_rss_kib as f64 / 1024.0,
+                ratio
+            );
+            json.push(format!(
+                "{{\"suite\":\"file\",\"workload\":\"{}\",\"contender\":\"{}\",\"files\":{},\"bytes\":{},\
+                 \"runs\":{},\"wall_s\":{:.6},\"cpu_s\":{:.6},\"max_rss_kib\":{},\"gib_per_s\":{:.4},\
+                 \"files_per_s\":{:.1},\"cpu_s_per_gib\":{:.4},\"ratio_vs_cat\":{:.4}}}",
+                w.name,
+                c.name,
+                w.count,
+                w.bytes(),
+                opts.runs,
+                secs,
+                m.cpu.as_secs_f64(),
+                m.max_rss_kib,
+                gib / secs,
+                w.count as f64 / secs,
+                m.cpu.as_secs_f64() / gib,
+                ratio
+            ));
+        }
+    }
+    let _ = writeln!(
+        report,
+        "\nTargets (issue: foundation): large files at >= 90% of cat's GiB/s; small files at \
+         >= 50,000 files/s on 2 cores.\n"
+    );
+    Ok(())
+}
