@@ -1,6 +1,7 @@
 //! Repository automation, run as `cargo xtask <command>`.
 //!
-//! - `cargo xtask test` — clippy (warnings are errors) and every test of the workspace.
+//! - `cargo xtask test` — rustfmt check, clippy (warnings are errors), every test of the
+//!   workspace.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N]` — benchmarks against peers measured
 //!   in the same run; see `docs/PERFORMANCE.md`.
 //!
@@ -37,7 +38,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test [--no-clippy]            clippy -D warnings, then every test of the workspace
+  test [--no-clippy]            rustfmt check and clippy -D warnings, then every test
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, all)
         --quick                 small data, for CI smoke runs (numbers are not judged)
         --runs N                repetitions per contender (default 3; the median is reported)
@@ -56,7 +57,10 @@ pub fn root() -> PathBuf {
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     let line = format!("{cmd:?}");
     eprintln!("xtask: running {line}");
-    let status = cmd.current_dir(root()).status().map_err(|e| format!("{line}: {e}"))?;
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{line}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -77,7 +81,14 @@ fn test(args: &[String]) -> Result<(), String> {
         }
     }
     if clippy {
-        run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     run(cargo().args(["test", "--workspace", "--all-targets"]))?;
     // Doc tests are not part of --all-targets.

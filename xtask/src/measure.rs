@@ -23,7 +23,8 @@ pub fn measure(cmd: &mut Command, capture: bool) -> Result<Sample, String> {
     } else {
         "/dev/null".into()
     };
-    let out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+    let out =
+        std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
     let start = Instant::now();
     let child = cmd
         .stdout(Stdio::from(out))
@@ -47,7 +48,10 @@ pub fn measure(cmd: &mut Command, capture: bool) -> Result<Sample, String> {
     // The child is reaped; dropping the handle does not wait again.
     drop(child);
     if r != pid {
-        return Err(format!("{line}: wait4: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "{line}: wait4: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let stdout = if capture {
         let s = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -57,7 +61,9 @@ pub fn measure(cmd: &mut Command, capture: bool) -> Result<Sample, String> {
         String::new()
     };
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(format!("{line} failed (wait status {status}); output:\n{stdout}"));
+        return Err(format!(
+            "{line} failed (wait status {status}); output:\n{stdout}"
+        ));
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(Sample {

@@ -43,7 +43,10 @@ pub struct Fixture {
 
 impl std::fmt::Debug for Fixture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fixture").field("store", &self.store).field("prefix", &self.prefix).finish()
+        f.debug_struct("Fixture")
+            .field("store", &self.store)
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -53,7 +56,11 @@ impl Fixture {
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
-        Self { store, prefix, guard: None }
+        Self {
+            store,
+            prefix,
+            guard: None,
+        }
     }
 
     pub fn with_guard(mut self, guard: impl Any + Send) -> Self {
@@ -140,7 +147,10 @@ pub async fn round_trip_sizes(f: Fixture) {
     for (i, &size) in ROUND_TRIP_SIZES.iter().enumerate() {
         let data = pattern(i as u64, size);
         let key = f.key(&format!("put-{size}"));
-        let put = s.put(&key, data.clone(), PutOptions::default()).await.expect("put");
+        let put = s
+            .put(&key, data.clone(), PutOptions::default())
+            .await
+            .expect("put");
         assert_eq!(put.size, size as u64, "put result size");
         let got = s.get_bytes(&key).await.expect("get");
         assert_same(&got, &data, &format!("put/get of {size} bytes"));
@@ -148,8 +158,14 @@ pub async fn round_trip_sizes(f: Fixture) {
         assert_eq!(meta.size, size as u64, "head size of {key}");
         assert_eq!(meta.key, key, "head key");
         if s.capabilities().etag {
-            assert!(meta.etag.is_some(), "{key}: backend promises ETags but head has none");
-            assert_eq!(meta.etag, put.etag, "{key}: head ETag differs from put ETag");
+            assert!(
+                meta.etag.is_some(),
+                "{key}: backend promises ETags but head has none"
+            );
+            assert_eq!(
+                meta.etag, put.etag,
+                "{key}: head ETag differs from put ETag"
+            );
         }
         if s.capabilities().last_modified {
             assert!(meta.last_modified.is_some(), "{key}: no last_modified");
@@ -206,26 +222,58 @@ pub async fn ranges(f: Fixture) {
         (ByteRange::Suffix(5000), 0..1000),
     ];
     for (range, want) in cases {
-        let res = s.get(&key, GetOptions::range(range)).await.unwrap_or_else(|e| panic!("{range:?}: {e}"));
-        assert_eq!(res.range, want.start as u64..want.end as u64, "{range:?}: reported range");
-        assert_eq!(res.meta.size, 1000, "{range:?}: meta.size is the whole object's size");
+        let res = s
+            .get(&key, GetOptions::range(range))
+            .await
+            .unwrap_or_else(|e| panic!("{range:?}: {e}"));
+        assert_eq!(
+            res.range,
+            want.start as u64..want.end as u64,
+            "{range:?}: reported range"
+        );
+        assert_eq!(
+            res.meta.size, 1000,
+            "{range:?}: meta.size is the whole object's size"
+        );
         let got = res.bytes().await.expect("body");
         assert_same(&got, &data[want.clone()], &format!("{range:?}"));
     }
-    for range in [ByteRange::From(1000), ByteRange::from(1000..1001), ByteRange::From(5000)] {
+    for range in [
+        ByteRange::From(1000),
+        ByteRange::from(1000..1001),
+        ByteRange::From(5000),
+    ] {
         let r = s.get_range(&key, range).await;
-        assert_eq!(err_kind(r, &format!("{range:?}")), ErrorKind::RangeNotSatisfiable, "{range:?}");
+        assert_eq!(
+            err_kind(r, &format!("{range:?}")),
+            ErrorKind::RangeNotSatisfiable,
+            "{range:?}"
+        );
     }
-    for range in [ByteRange::Bounded { start: 5, end: 5 }, ByteRange::Bounded { start: 9, end: 3 }, ByteRange::Suffix(0)] {
+    for range in [
+        ByteRange::Bounded { start: 5, end: 5 },
+        ByteRange::Bounded { start: 9, end: 3 },
+        ByteRange::Suffix(0),
+    ] {
         let r = s.get_range(&key, range).await;
-        assert_eq!(err_kind(r, &format!("{range:?}")), ErrorKind::InvalidInput, "{range:?}");
+        assert_eq!(
+            err_kind(r, &format!("{range:?}")),
+            ErrorKind::InvalidInput,
+            "{range:?}"
+        );
     }
     // Ranges of an empty object: only a suffix is satisfiable (and empty).
     let empty = f.key("empty");
     s.put_bytes(&empty, Bytes::new()).await.expect("put empty");
     let r = s.get_range(&empty, ByteRange::From(0)).await;
-    assert_eq!(err_kind(r, "From(0) of empty"), ErrorKind::RangeNotSatisfiable);
-    let got = s.get_range(&empty, ByteRange::Suffix(4)).await.expect("suffix of empty");
+    assert_eq!(
+        err_kind(r, "From(0) of empty"),
+        ErrorKind::RangeNotSatisfiable
+    );
+    let got = s
+        .get_range(&empty, ByteRange::Suffix(4))
+        .await
+        .expect("suffix of empty");
     assert!(got.is_empty());
     let r = s.get_range(&f.key("missing"), ByteRange::from(0..4)).await;
     assert_eq!(err_kind(r, "range of a missing key"), ErrorKind::NotFound);
@@ -237,11 +285,16 @@ pub async fn list_order_and_paging(f: Fixture) {
     // 1,050 keys, more than one S3 page, with names whose order trips naive directory
     // walks ('-' and '.' sort before '/', digits after).
     let mut keys: Vec<String> = (0..1000).map(|i| f.key(&format!("many/k{i:04}"))).collect();
-    for name in ["a", "a-b", "a.b", "a/x", "a/y/z", "a0", "b", "B", "ab/c", "a/x-1", "_u", "~t"] {
+    for name in [
+        "a", "a-b", "a.b", "a/x", "a/y/z", "a0", "b", "B", "ab/c", "a/x-1", "_u", "~t",
+    ] {
         keys.push(f.key(&format!("mixed/{name}")));
     }
     for i in 0..38 {
-        keys.push(f.key(&format!("deep/{}/leaf", "d/".repeat(i % 7) + &i.to_string())));
+        keys.push(f.key(&format!(
+            "deep/{}/leaf",
+            "d/".repeat(i % 7) + &i.to_string()
+        )));
     }
     if !s.capabilities().object_and_prefix_same_name {
         // File systems cannot hold both `mixed/a` and `mixed/a/x`.
@@ -252,17 +305,33 @@ pub async fn list_order_and_paging(f: Fixture) {
 
     let listed = names(s, &f.prefix, ListOptions::recursive()).await;
     assert_eq!(listed.len(), keys.len(), "number of listed keys");
-    assert!(listed == keys, "recursive listing is not in lexicographic order:\n{listed:?}\nwant\n{keys:?}");
+    assert!(
+        listed == keys,
+        "recursive listing is not in lexicographic order:\n{listed:?}\nwant\n{keys:?}"
+    );
 
-    let small_pages = ListOptions { page_size: Some(97), ..ListOptions::recursive() };
-    assert!(names(s, &f.prefix, small_pages.clone()).await == keys, "paged listing differs");
+    let small_pages = ListOptions {
+        page_size: Some(97),
+        ..ListOptions::recursive()
+    };
+    assert!(
+        names(s, &f.prefix, small_pages.clone()).await == keys,
+        "paged listing differs"
+    );
 
     // Pages chain through `next`, and no page exceeds its size.
     let mut token = None;
     let mut seen = Vec::new();
     loop {
-        let page = s.list_page(&f.prefix, &small_pages, token).await.expect("list_page");
-        assert!(page.items.len() <= 97, "page of {} items, asked for 97", page.items.len());
+        let page = s
+            .list_page(&f.prefix, &small_pages, token)
+            .await
+            .expect("list_page");
+        assert!(
+            page.items.len() <= 97,
+            "page of {} items, asked for 97",
+            page.items.len()
+        );
         seen.extend(page.items.iter().map(|i| i.name().to_owned()));
         match page.next {
             Some(n) => token = Some(n),
@@ -272,29 +341,58 @@ pub async fn list_order_and_paging(f: Fixture) {
     assert!(seen == keys, "manual paging differs");
 
     let after = keys[500].clone();
-    let resumed = names(s, &f.prefix, ListOptions { start_after: Some(after.clone()), ..ListOptions::recursive() }).await;
-    assert!(resumed == keys[501..], "start_after {after} resumed wrongly");
+    let resumed = names(
+        s,
+        &f.prefix,
+        ListOptions {
+            start_after: Some(after.clone()),
+            ..ListOptions::recursive()
+        },
+    )
+    .await;
+    assert!(
+        resumed == keys[501..],
+        "start_after {after} resumed wrongly"
+    );
 
     // A prefix that is not a whole path segment matches by string, as in S3.
     let partial = names(s, &f.key("many/k09"), ListOptions::recursive()).await;
-    assert_eq!(partial.len(), 100, "prefix many/k09 should match k0900..k0999");
+    assert_eq!(
+        partial.len(),
+        100,
+        "prefix many/k09 should match k0900..k0999"
+    );
 }
 
 /// Delimited listings fold deeper keys into common prefixes.
 pub async fn list_delimiter(f: Fixture) {
     let s = &*f.store;
-    let keys: Vec<String> = ["top.bin", "dir/one", "dir/two", "dir/sub/three", "dir-x/y", "dirz", "files/a", "fil.e"]
-        .iter()
-        .map(|n| f.key(n))
-        .collect();
+    let keys: Vec<String> = [
+        "top.bin",
+        "dir/one",
+        "dir/two",
+        "dir/sub/three",
+        "dir-x/y",
+        "dirz",
+        "files/a",
+        "fil.e",
+    ]
+    .iter()
+    .map(|n| f.key(n))
+    .collect();
     put_all(s, &keys).await;
     if !s.capabilities().list_delimiter {
-        let r = s.list_page(&f.prefix, &ListOptions::delimited(), None).await;
+        let r = s
+            .list_page(&f.prefix, &ListOptions::delimited(), None)
+            .await;
         assert_eq!(err_kind(r, "delimited listing"), ErrorKind::NotSupported);
         return;
     }
-    let items: Vec<ListItem> =
-        s.list(&f.prefix, ListOptions::delimited()).try_collect().await.expect("delimited list");
+    let items: Vec<ListItem> = s
+        .list(&f.prefix, ListOptions::delimited())
+        .try_collect()
+        .await
+        .expect("delimited list");
     let got: Vec<(bool, String)> = items
         .iter()
         .map(|i| (matches!(i, ListItem::Prefix(_)), i.name().to_owned()))
@@ -313,16 +411,27 @@ pub async fn list_delimiter(f: Fixture) {
     assert_eq!(got, want, "delimited listing of the case root");
 
     let got = names(s, &f.key("dir/"), ListOptions::delimited()).await;
-    assert_eq!(got, vec![f.key("dir/one"), f.key("dir/sub/"), f.key("dir/two")], "one level below dir/");
+    assert_eq!(
+        got,
+        vec![f.key("dir/one"), f.key("dir/sub/"), f.key("dir/two")],
+        "one level below dir/"
+    );
 
     // A partial last segment: "fil" matches "fil.e" and folds "files/".
     let got = names(s, &f.key("fil"), ListOptions::delimited()).await;
     assert_eq!(got, vec![f.key("fil.e"), f.key("files/")], "partial prefix");
 
     // Paging through prefixes one entry at a time resumes past each common prefix.
-    let one = ListOptions { page_size: Some(1), ..ListOptions::delimited() };
+    let one = ListOptions {
+        page_size: Some(1),
+        ..ListOptions::delimited()
+    };
     let got = names(s, &f.prefix, one).await;
-    assert_eq!(got, want.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(), "delimited paging");
+    assert_eq!(
+        got,
+        want.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
+        "delimited paging"
+    );
 
     // Objects in a delimited listing carry their sizes.
     let top = items.iter().find_map(|i| match i {
@@ -335,20 +444,43 @@ pub async fn list_delimiter(f: Fixture) {
 /// Listing a prefix with nothing under it is empty, not an error.
 pub async fn list_empty_prefixes(f: Fixture) {
     let s = &*f.store;
-    assert!(names(s, &f.key("nothing/here/"), ListOptions::recursive()).await.is_empty());
-    assert!(names(s, &f.key("nothing/here/"), ListOptions::delimited()).await.is_empty());
-    assert!(names(s, &f.key("nope"), ListOptions::recursive()).await.is_empty());
-    s.put_bytes(&f.key("x/only"), Bytes::from_static(b"1")).await.expect("put");
-    assert!(names(s, &f.key("x/only/"), ListOptions::recursive()).await.is_empty(), "an object is not a directory");
-    assert_eq!(names(s, &f.key("x/only"), ListOptions::recursive()).await, vec![f.key("x/only")]);
-    let page = s.list_page(&f.key("nothing/"), &ListOptions::recursive(), None).await.expect("empty page");
+    assert!(names(s, &f.key("nothing/here/"), ListOptions::recursive())
+        .await
+        .is_empty());
+    assert!(names(s, &f.key("nothing/here/"), ListOptions::delimited())
+        .await
+        .is_empty());
+    assert!(names(s, &f.key("nope"), ListOptions::recursive())
+        .await
+        .is_empty());
+    s.put_bytes(&f.key("x/only"), Bytes::from_static(b"1"))
+        .await
+        .expect("put");
+    assert!(
+        names(s, &f.key("x/only/"), ListOptions::recursive())
+            .await
+            .is_empty(),
+        "an object is not a directory"
+    );
+    assert_eq!(
+        names(s, &f.key("x/only"), ListOptions::recursive()).await,
+        vec![f.key("x/only")]
+    );
+    let page = s
+        .list_page(&f.key("nothing/"), &ListOptions::recursive(), None)
+        .await
+        .expect("empty page");
     assert!(page.items.is_empty() && page.next.is_none());
 }
 
 /// Keys with spaces, `+`, `%`, unicode, and deep paths round-trip and list exactly.
 pub async fn special_keys(f: Fixture) {
     let s = &*f.store;
-    let deep = (0..20).map(|i| format!("d{i}")).collect::<Vec<_>>().join("/") + "/leaf.bin";
+    let deep = (0..20)
+        .map(|i| format!("d{i}"))
+        .collect::<Vec<_>>()
+        .join("/")
+        + "/leaf.bin";
     let names_in: Vec<String> = [
         "with space.txt",
         "plus+sign",
@@ -365,17 +497,37 @@ pub async fn special_keys(f: Fixture) {
     .collect();
     for (i, k) in names_in.iter().enumerate() {
         let data = pattern(100 + i as u64, 100 + i);
-        s.put_bytes(k, data.clone()).await.unwrap_or_else(|e| panic!("put {k:?}: {e}"));
-        let got = s.get_bytes(k).await.unwrap_or_else(|e| panic!("get {k:?}: {e}"));
+        s.put_bytes(k, data.clone())
+            .await
+            .unwrap_or_else(|e| panic!("put {k:?}: {e}"));
+        let got = s
+            .get_bytes(k)
+            .await
+            .unwrap_or_else(|e| panic!("get {k:?}: {e}"));
         assert_same(&got, &data, k);
-        assert_eq!(s.head(k).await.unwrap_or_else(|e| panic!("head {k:?}: {e}")).key, *k);
+        assert_eq!(
+            s.head(k)
+                .await
+                .unwrap_or_else(|e| panic!("head {k:?}: {e}"))
+                .key,
+            *k
+        );
     }
     let mut want = names_in.clone();
     want.sort();
-    assert_eq!(names(s, &f.prefix, ListOptions::recursive()).await, want, "listing of special keys");
+    assert_eq!(
+        names(s, &f.prefix, ListOptions::recursive()).await,
+        want,
+        "listing of special keys"
+    );
     for k in &names_in {
-        s.delete(k).await.unwrap_or_else(|e| panic!("delete {k:?}: {e}"));
-        assert!(!s.exists(k).await.expect("exists"), "{k:?} still exists after delete");
+        s.delete(k)
+            .await
+            .unwrap_or_else(|e| panic!("delete {k:?}: {e}"));
+        assert!(
+            !s.exists(k).await.expect("exists"),
+            "{k:?} still exists after delete"
+        );
     }
 }
 
@@ -385,25 +537,42 @@ pub async fn overwrite(f: Fixture) {
     let key = f.key("obj");
     let first = s.put_bytes(&key, pattern(1, 4096)).await.expect("put 1");
     let second = s.put_bytes(&key, pattern(2, 100)).await.expect("put 2");
-    assert_same(&s.get_bytes(&key).await.expect("get"), &pattern(2, 100), "after overwrite");
+    assert_same(
+        &s.get_bytes(&key).await.expect("get"),
+        &pattern(2, 100),
+        "after overwrite",
+    );
     let meta = s.head(&key).await.expect("head");
     assert_eq!(meta.size, 100, "size after shrinking overwrite");
     if s.capabilities().etag {
         assert_ne!(first.etag, second.etag, "ETag did not change on overwrite");
         assert_eq!(meta.etag, second.etag);
     }
-    assert_eq!(names(s, &f.prefix, ListOptions::recursive()).await, vec![key], "overwrite left extra objects");
+    assert_eq!(
+        names(s, &f.prefix, ListOptions::recursive()).await,
+        vec![key],
+        "overwrite left extra objects"
+    );
 }
 
 /// Deletes, including of missing keys and in batches.
 pub async fn delete(f: Fixture) {
     let s = &*f.store;
     let key = f.key("victim");
-    s.put_bytes(&key, Bytes::from_static(b"x")).await.expect("put");
+    s.put_bytes(&key, Bytes::from_static(b"x"))
+        .await
+        .expect("put");
     s.delete(&key).await.expect("delete");
-    assert_eq!(err_kind(s.head(&key).await, "head after delete"), ErrorKind::NotFound);
-    s.delete(&key).await.expect("deleting a missing key succeeds");
-    s.delete(&f.key("never/existed")).await.expect("deleting a never-existing key succeeds");
+    assert_eq!(
+        err_kind(s.head(&key).await, "head after delete"),
+        ErrorKind::NotFound
+    );
+    s.delete(&key)
+        .await
+        .expect("deleting a missing key succeeds");
+    s.delete(&f.key("never/existed"))
+        .await
+        .expect("deleting a never-existing key succeeds");
 
     let keys: Vec<String> = (0..25).map(|i| f.key(&format!("batch/{i:02}"))).collect();
     put_all(s, &keys).await;
@@ -414,23 +583,35 @@ pub async fn delete(f: Fixture) {
     for r in results {
         r.expect("each delete in the batch");
     }
-    assert_eq!(names(s, &f.key("batch/"), ListOptions::recursive()).await, keys[20..].to_vec());
+    assert_eq!(
+        names(s, &f.key("batch/"), ListOptions::recursive()).await,
+        keys[20..].to_vec()
+    );
 }
 
 /// Missing objects fail with NotFound from every read path.
 pub async fn not_found(f: Fixture) {
     let s = &*f.store;
     let key = f.key("absent");
-    assert_eq!(err_kind(s.get(&key, GetOptions::default()).await, "get"), ErrorKind::NotFound);
+    assert_eq!(
+        err_kind(s.get(&key, GetOptions::default()).await, "get"),
+        ErrorKind::NotFound
+    );
     assert_eq!(err_kind(s.head(&key).await, "head"), ErrorKind::NotFound);
     assert!(!s.exists(&key).await.expect("exists"));
     let e = s.head(&key).await.unwrap_err();
-    assert!(e.to_string().contains("absent"), "error does not name the key: {e}");
+    assert!(
+        e.to_string().contains("absent"),
+        "error does not name the key: {e}"
+    );
     if s.capabilities().copy {
         let r = s.copy(&key, &f.key("dst"), CopyOptions::default()).await;
         assert_eq!(err_kind(r, "copy of a missing key"), ErrorKind::NotFound);
     }
-    assert_eq!(err_kind(s.put_bytes("", Bytes::new()).await, "put of an empty key"), ErrorKind::InvalidInput);
+    assert_eq!(
+        err_kind(s.put_bytes("", Bytes::new()).await, "put of an empty key"),
+        ErrorKind::InvalidInput
+    );
 }
 
 /// Create-only puts and writers refuse to replace an object.
@@ -438,19 +619,35 @@ pub async fn create_only(f: Fixture) {
     let s = &*f.store;
     let key = f.key("once");
     if !s.capabilities().put_create_only {
-        let r = s.put(&key, Bytes::from_static(b"a"), PutOptions::create()).await;
+        let r = s
+            .put(&key, Bytes::from_static(b"a"), PutOptions::create())
+            .await;
         assert_eq!(err_kind(r, "create-only put"), ErrorKind::NotSupported);
         return;
     }
-    s.put(&key, Bytes::from_static(b"first"), PutOptions::create()).await.expect("first create");
-    let r = s.put(&key, Bytes::from_static(b"second"), PutOptions::create()).await;
-    assert_eq!(err_kind(r, "second create-only put"), ErrorKind::AlreadyExists);
+    s.put(&key, Bytes::from_static(b"first"), PutOptions::create())
+        .await
+        .expect("first create");
+    let r = s
+        .put(&key, Bytes::from_static(b"second"), PutOptions::create())
+        .await;
+    assert_eq!(
+        err_kind(r, "second create-only put"),
+        ErrorKind::AlreadyExists
+    );
     assert_eq!(s.get_bytes(&key).await.expect("get"), "first");
 
     let mut w = s.writer(&key, PutOptions::create()).await.expect("writer");
     w.write(Bytes::from_static(b"third")).await.expect("write");
-    assert_eq!(err_kind(w.complete().await, "create-only writer"), ErrorKind::AlreadyExists);
-    assert_eq!(s.get_bytes(&key).await.expect("get"), "first", "a refused writer changed the object");
+    assert_eq!(
+        err_kind(w.complete().await, "create-only writer"),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        s.get_bytes(&key).await.expect("get"),
+        "first",
+        "a refused writer changed the object"
+    );
 
     // Racing create-only writers: exactly one wins.
     let race = f.key("race");
@@ -471,35 +668,76 @@ pub async fn if_match(f: Fixture) {
     let s = &*f.store;
     let caps = s.capabilities();
     let key = f.key("cond");
-    let put = s.put_bytes(&key, Bytes::from_static(b"v1")).await.expect("put");
+    let put = s
+        .put_bytes(&key, Bytes::from_static(b"v1"))
+        .await
+        .expect("put");
     let bogus = "\"0000-not-an-etag\"".to_owned();
 
     if caps.get_if_match {
         let etag = put.etag.clone().expect("get_if_match needs ETags");
-        let got = s.get(&key, GetOptions::default().with_if_match(etag.clone())).await.expect("matching get");
+        let got = s
+            .get(&key, GetOptions::default().with_if_match(etag.clone()))
+            .await
+            .expect("matching get");
         assert_eq!(got.bytes().await.expect("body"), "v1");
-        let r = s.get(&key, GetOptions::default().with_if_match(bogus.clone())).await;
-        assert_eq!(err_kind(r, "get with a wrong If-Match"), ErrorKind::PreconditionFailed);
-        let r = s.get(&key, GetOptions::range(0..1).with_if_match(bogus.clone())).await;
-        assert_eq!(err_kind(r, "ranged get with a wrong If-Match"), ErrorKind::PreconditionFailed);
+        let r = s
+            .get(&key, GetOptions::default().with_if_match(bogus.clone()))
+            .await;
+        assert_eq!(
+            err_kind(r, "get with a wrong If-Match"),
+            ErrorKind::PreconditionFailed
+        );
+        let r = s
+            .get(&key, GetOptions::range(0..1).with_if_match(bogus.clone()))
+            .await;
+        assert_eq!(
+            err_kind(r, "ranged get with a wrong If-Match"),
+            ErrorKind::PreconditionFailed
+        );
     } else {
-        let r = s.get(&key, GetOptions::default().with_if_match(bogus.clone())).await;
+        let r = s
+            .get(&key, GetOptions::default().with_if_match(bogus.clone()))
+            .await;
         assert_eq!(err_kind(r, "get with If-Match"), ErrorKind::NotSupported);
     }
 
     if caps.put_if_match {
         let etag = put.etag.clone().expect("put_if_match needs ETags");
-        let r = s.put(&key, Bytes::from_static(b"lost"), PutOptions::if_match(bogus.clone())).await;
-        assert_eq!(err_kind(r, "put with a wrong If-Match"), ErrorKind::PreconditionFailed);
+        let r = s
+            .put(
+                &key,
+                Bytes::from_static(b"lost"),
+                PutOptions::if_match(bogus.clone()),
+            )
+            .await;
+        assert_eq!(
+            err_kind(r, "put with a wrong If-Match"),
+            ErrorKind::PreconditionFailed
+        );
         assert_eq!(s.get_bytes(&key).await.expect("get"), "v1");
-        let v2 = s.put(&key, Bytes::from_static(b"v2"), PutOptions::if_match(etag.clone())).await.expect("matching put");
+        let v2 = s
+            .put(
+                &key,
+                Bytes::from_static(b"v2"),
+                PutOptions::if_match(etag.clone()),
+            )
+            .await
+            .expect("matching put");
         assert_eq!(s.get_bytes(&key).await.expect("get"), "v2");
         // The old ETag no longer matches: a second writer holding it loses.
-        let r = s.put(&key, Bytes::from_static(b"v3"), PutOptions::if_match(etag)).await;
-        assert_eq!(err_kind(r, "put with a stale If-Match"), ErrorKind::PreconditionFailed);
+        let r = s
+            .put(&key, Bytes::from_static(b"v3"), PutOptions::if_match(etag))
+            .await;
+        assert_eq!(
+            err_kind(r, "put with a stale If-Match"),
+            ErrorKind::PreconditionFailed
+        );
         assert_eq!(s.head(&key).await.expect("head").etag, v2.etag);
     } else {
-        let r = s.put(&key, Bytes::from_static(b"x"), PutOptions::if_match(bogus)).await;
+        let r = s
+            .put(&key, Bytes::from_static(b"x"), PutOptions::if_match(bogus))
+            .await;
         assert_eq!(err_kind(r, "put with If-Match"), ErrorKind::NotSupported);
         assert_eq!(s.get_bytes(&key).await.expect("get"), "v1");
     }
@@ -511,17 +749,27 @@ pub async fn concurrent_writers(f: Fixture) {
     let key = f.key("contended");
     const WRITERS: u64 = 6;
     const SIZE: usize = 3 * 1024 * 1024 + 5;
-    let versions: Arc<Vec<Bytes>> = Arc::new((0..WRITERS).map(|i| pattern(1000 + i, SIZE)).collect());
+    let versions: Arc<Vec<Bytes>> =
+        Arc::new((0..WRITERS).map(|i| pattern(1000 + i, SIZE)).collect());
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let reader = {
-        let (s, key, versions, done) = (Arc::clone(&s), key.clone(), Arc::clone(&versions), Arc::clone(&done));
+        let (s, key, versions, done) = (
+            Arc::clone(&s),
+            key.clone(),
+            Arc::clone(&versions),
+            Arc::clone(&done),
+        );
         tokio::spawn(async move {
             let mut reads = 0u32;
             while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
                 match s.get_bytes(&key).await {
                     Ok(b) => {
-                        assert!(versions.contains(&b), "read a torn object of {} bytes", b.len());
+                        assert!(
+                            versions.contains(&b),
+                            "read a torn object of {} bytes",
+                            b.len()
+                        );
                         reads += 1;
                     }
                     Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -556,7 +804,11 @@ pub async fn concurrent_writers(f: Fixture) {
     reader.await.expect("reader task");
     let last = s.get_bytes(&key).await.expect("final get");
     assert!(versions.contains(&last), "final object is torn");
-    assert_eq!(names(&*s, &f.prefix, ListOptions::recursive()).await, vec![key], "writers left debris");
+    assert_eq!(
+        names(&*s, &f.prefix, ListOptions::recursive()).await,
+        vec![key],
+        "writers left debris"
+    );
 }
 
 /// An aborted or dropped writer leaves nothing behind, and an unfinished one is invisible.
@@ -565,26 +817,52 @@ pub async fn aborted_writer(f: Fixture) {
     let key = f.key("aborted");
     let mut w = s.writer(&key, PutOptions::default()).await.expect("writer");
     w.write(pattern(1, 6 * 1024 * 1024)).await.expect("write");
-    assert_eq!(err_kind(s.head(&key).await, "head of an unfinished write"), ErrorKind::NotFound);
-    assert!(names(s, &f.prefix, ListOptions::recursive()).await.is_empty(), "an unfinished write is listed");
+    assert_eq!(
+        err_kind(s.head(&key).await, "head of an unfinished write"),
+        ErrorKind::NotFound
+    );
+    assert!(
+        names(s, &f.prefix, ListOptions::recursive())
+            .await
+            .is_empty(),
+        "an unfinished write is listed"
+    );
     w.abort().await.expect("abort");
-    assert_eq!(err_kind(s.head(&key).await, "head after abort"), ErrorKind::NotFound);
+    assert_eq!(
+        err_kind(s.head(&key).await, "head after abort"),
+        ErrorKind::NotFound
+    );
 
     let dropped = f.key("dropped");
-    let mut w = s.writer(&dropped, PutOptions::default()).await.expect("writer");
+    let mut w = s
+        .writer(&dropped, PutOptions::default())
+        .await
+        .expect("writer");
     w.write(pattern(2, 1024)).await.expect("write");
     drop(w);
-    assert_eq!(err_kind(s.head(&dropped).await, "head after drop"), ErrorKind::NotFound);
+    assert_eq!(
+        err_kind(s.head(&dropped).await, "head after drop"),
+        ErrorKind::NotFound
+    );
 
     // Aborting a replacement keeps the old object intact.
     let kept = f.key("kept");
-    s.put_bytes(&kept, Bytes::from_static(b"old")).await.expect("put");
-    let mut w = s.writer(&kept, PutOptions::default()).await.expect("writer");
+    s.put_bytes(&kept, Bytes::from_static(b"old"))
+        .await
+        .expect("put");
+    let mut w = s
+        .writer(&kept, PutOptions::default())
+        .await
+        .expect("writer");
     w.write(pattern(3, 1024 * 1024)).await.expect("write");
     w.abort().await.expect("abort");
     assert_eq!(s.get_bytes(&kept).await.expect("get"), "old");
 
-    assert_eq!(names(s, &f.prefix, ListOptions::recursive()).await, vec![kept], "aborted writers left debris");
+    assert_eq!(
+        names(s, &f.prefix, ListOptions::recursive()).await,
+        vec![kept],
+        "aborted writers left debris"
+    );
 }
 
 /// Server-side copy.
@@ -599,16 +877,40 @@ pub async fn copy(f: Fixture) {
         assert_eq!(err_kind(r, "copy"), ErrorKind::NotSupported);
         return;
     }
-    let res = s.copy(&src, &dst, CopyOptions::default()).await.expect("copy");
+    let res = s
+        .copy(&src, &dst, CopyOptions::default())
+        .await
+        .expect("copy");
     assert_eq!(res.size, data.len() as u64);
-    assert_same(&s.get_bytes(&dst).await.expect("get copy"), &data, "copied object");
-    assert_same(&s.get_bytes(&src).await.expect("get source"), &data, "source after copy");
-    s.put_bytes(&src, Bytes::from_static(b"changed")).await.expect("overwrite source");
-    assert_same(&s.get_bytes(&dst).await.expect("get copy"), &data, "copy changed with its source");
+    assert_same(
+        &s.get_bytes(&dst).await.expect("get copy"),
+        &data,
+        "copied object",
+    );
+    assert_same(
+        &s.get_bytes(&src).await.expect("get source"),
+        &data,
+        "source after copy",
+    );
+    s.put_bytes(&src, Bytes::from_static(b"changed"))
+        .await
+        .expect("overwrite source");
+    assert_same(
+        &s.get_bytes(&dst).await.expect("get copy"),
+        &data,
+        "copy changed with its source",
+    );
     if s.capabilities().put_create_only {
         let r = s.copy(&src, &dst, CopyOptions { create_only: true }).await;
-        assert_eq!(err_kind(r, "create-only copy onto an existing key"), ErrorKind::AlreadyExists);
-        assert_same(&s.get_bytes(&dst).await.expect("get copy"), &data, "refused copy changed the target");
+        assert_eq!(
+            err_kind(r, "create-only copy onto an existing key"),
+            ErrorKind::AlreadyExists
+        );
+        assert_same(
+            &s.get_bytes(&dst).await.expect("get copy"),
+            &data,
+            "refused copy changed the target",
+        );
     }
 }
 
@@ -619,25 +921,54 @@ pub async fn metadata(f: Fixture) {
     let key = f.key("meta");
     let mut user = BTreeMap::new();
     user.insert("origin".to_owned(), "conformance".to_owned());
-    let with_type = PutOptions { content_type: Some("application/x-test".into()), ..PutOptions::default() };
-    let with_meta = PutOptions { metadata: user.clone(), ..PutOptions::default() };
+    let with_type = PutOptions {
+        content_type: Some("application/x-test".into()),
+        ..PutOptions::default()
+    };
+    let with_meta = PutOptions {
+        metadata: user.clone(),
+        ..PutOptions::default()
+    };
     if caps.content_type {
-        s.put(&key, Bytes::from_static(b"m"), with_type).await.expect("put with content type");
-        assert_eq!(s.head(&key).await.expect("head").content_type.as_deref(), Some("application/x-test"));
+        s.put(&key, Bytes::from_static(b"m"), with_type)
+            .await
+            .expect("put with content type");
+        assert_eq!(
+            s.head(&key).await.expect("head").content_type.as_deref(),
+            Some("application/x-test")
+        );
     } else {
         let r = s.put(&key, Bytes::from_static(b"m"), with_type).await;
-        assert_eq!(err_kind(r, "put with a content type"), ErrorKind::NotSupported);
+        assert_eq!(
+            err_kind(r, "put with a content type"),
+            ErrorKind::NotSupported
+        );
     }
     if caps.user_metadata {
-        s.put(&key, Bytes::from_static(b"m"), with_meta).await.expect("put with metadata");
+        s.put(&key, Bytes::from_static(b"m"), with_meta)
+            .await
+            .expect("put with metadata");
         assert_eq!(s.head(&key).await.expect("head").metadata, user);
-        let mut w = s.writer(&f.key("meta-w"), PutOptions { metadata: user.clone(), mode: PutMode::Overwrite, content_type: None }).await.expect("writer");
+        let mut w = s
+            .writer(
+                &f.key("meta-w"),
+                PutOptions {
+                    metadata: user.clone(),
+                    mode: PutMode::Overwrite,
+                    content_type: None,
+                },
+            )
+            .await
+            .expect("writer");
         w.write(Bytes::from_static(b"w")).await.expect("write");
         w.complete().await.expect("complete");
         assert_eq!(s.head(&f.key("meta-w")).await.expect("head").metadata, user);
     } else {
         let r = s.put(&key, Bytes::from_static(b"m"), with_meta).await;
-        assert_eq!(err_kind(r, "put with user metadata"), ErrorKind::NotSupported);
+        assert_eq!(
+            err_kind(r, "put with user metadata"),
+            ErrorKind::NotSupported
+        );
     }
 }
 

@@ -262,7 +262,10 @@ impl fmt::Display for Error {
             write!(f, " (request id {id})")?;
         }
         // Walk the whole chain so the root cause is always visible.
-        let mut cause = self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        let mut cause = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
         while let Some(c) = cause {
             write!(f, ": {c}")?;
             cause = c.source();
@@ -288,7 +291,9 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         // The Display impl prints the chain itself; exposing it here too lets callers walk it.
-        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 

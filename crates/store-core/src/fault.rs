@@ -13,8 +13,7 @@ use futures::stream::{self, StreamExt};
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::store::{Body, ByteStream, GetResult, ObjectStore, ObjectWriter};
 use crate::types::{
-    Capabilities, CopyOptions, GetOptions, ListOptions, ListPage, ObjectMeta, PutOptions,
-    PutResult,
+    Capabilities, CopyOptions, GetOptions, ListOptions, ListPage, ObjectMeta, PutOptions, PutResult,
 };
 
 /// What to do to a matching call.
@@ -65,7 +64,11 @@ fn op_index(op: Operation) -> usize {
 
 impl<S: ObjectStore> FaultStore<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, rules: Mutex::new(Vec::new()), calls: Default::default() }
+        Self {
+            inner,
+            rules: Mutex::new(Vec::new()),
+            calls: Default::default(),
+        }
     }
 
     /// Apply `fault` to call number `n` (1-based) of `op`.
@@ -82,7 +85,15 @@ impl<S: ObjectStore> FaultStore<S> {
 
     /// Add a rule to a store already in use (e.g. behind an `Arc`).
     pub fn add_rule(&self, op: Option<Operation>, first: u64, count: u64, fault: Fault) {
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).push(Rule { op, first, count, fault });
+        self.rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Rule {
+                op,
+                first,
+                count,
+                fault,
+            });
     }
 
     /// Remove every rule.
@@ -130,10 +141,7 @@ impl<S: ObjectStore> FaultStore<S> {
 
 /// Deliver at most `limit` bytes of `body`, then end (or fail, with `reset`).
 fn cut(body: Body, limit: u64, reset: bool, uri: String) -> Body {
-    let chunks: ByteStream = match body {
-        Body::Bytes(b) => stream::once(async move { Ok(b) }).boxed(),
-        Body::Stream(s) => s,
-    };
+    let chunks: ByteStream = body.into_raw_stream();
     let out = stream::unfold((chunks, limit, false), move |(mut s, left, done)| {
         let uri = uri.clone();
         async move {
@@ -231,8 +239,11 @@ mod tests {
 
     #[tokio::test]
     async fn fails_exactly_the_nth_call() {
-        let s = FaultStore::new(MemoryStore::new())
-            .on_nth(Operation::Get, 2, Fault::Fail(ErrorKind::RateLimited));
+        let s = FaultStore::new(MemoryStore::new()).on_nth(
+            Operation::Get,
+            2,
+            Fault::Fail(ErrorKind::RateLimited),
+        );
         s.put_bytes("k", Bytes::from_static(b"v")).await.unwrap();
         assert!(s.get_bytes("k").await.is_ok());
         let err = s.get_bytes("k").await.unwrap_err();
@@ -244,18 +255,31 @@ mod tests {
 
     #[tokio::test]
     async fn truncated_body_is_detected_not_returned_short() {
-        let s = FaultStore::new(MemoryStore::new())
-            .on_nth(Operation::Get, 1, Fault::TruncateBody(3));
-        s.put_bytes("k", Bytes::from_static(b"0123456789")).await.unwrap();
+        let s =
+            FaultStore::new(MemoryStore::new()).on_nth(Operation::Get, 1, Fault::TruncateBody(3));
+        s.put_bytes("k", Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
         let err = s.get_bytes("k").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Interrupted);
         assert!(err.to_string().contains("got 3 of 10 bytes"), "{err}");
         // Streamed readers see the same error at the end of the stream.
         let s = FaultStore::new(MemoryStore::new()).on_nth(Operation::Get, 1, Fault::ResetBody(4));
-        s.put_bytes("k", Bytes::from_static(b"0123456789")).await.unwrap();
-        let chunks: Vec<_> = s.get("k", GetOptions::default()).await.unwrap().into_stream().collect().await;
+        s.put_bytes("k", Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
+        let chunks: Vec<_> = s
+            .get("k", GetOptions::default())
+            .await
+            .unwrap()
+            .into_stream()
+            .collect()
+            .await;
         assert_eq!(chunks[0].as_ref().unwrap().as_ref(), b"0123");
-        assert_eq!(chunks.last().unwrap().as_ref().unwrap_err().kind(), ErrorKind::Interrupted);
+        assert_eq!(
+            chunks.last().unwrap().as_ref().unwrap_err().kind(),
+            ErrorKind::Interrupted
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -36,12 +36,12 @@ pub use fault::{Fault, FaultStore};
 pub use memory::MemoryStore;
 pub use registry::{Registry, StoreFactory};
 pub use store::{
-    list_stream, paginate, validate_key, Body, ByteStream, GetResult, ObjectStore,
+    list_stream, paginate, validate_key, Body, ByteStream, DeferredBody, GetResult, ObjectStore,
     ObjectStoreExt, ObjectWriter,
 };
 pub use types::{
-    ByteRange, Capabilities, CopyOptions, GetOptions, ListItem, ListOptions, ListPage,
-    ObjectMeta, PutMode, PutOptions, PutResult,
+    ByteRange, Capabilities, CopyOptions, GetOptions, ListItem, ListOptions, ListPage, ObjectMeta,
+    PutMode, PutOptions, PutResult,
 };
 pub use uri::{ObjectUri, ParseOptions, Scheme};
 

@@ -96,7 +96,10 @@ impl Inner {
         };
         let size = meta.size;
         map.insert(key.to_owned(), (data, meta));
-        Ok(PutResult { etag: Some(etag), size })
+        Ok(PutResult {
+            etag: Some(etag),
+            size,
+        })
     }
 }
 
@@ -105,13 +108,17 @@ pub fn check_mode(existing: Option<&ObjectMeta>, mode: &PutMode) -> Result<()> {
     match (mode, existing) {
         (PutMode::Overwrite, _) => Ok(()),
         (PutMode::Create, None) => Ok(()),
-        (PutMode::Create, Some(_)) => {
-            Err(Error::new(ErrorKind::AlreadyExists, "create-only write found an existing object"))
-        }
+        (PutMode::Create, Some(_)) => Err(Error::new(
+            ErrorKind::AlreadyExists,
+            "create-only write found an existing object",
+        )),
         (PutMode::IfMatch(want), Some(m)) if m.etag.as_deref() == Some(want.as_str()) => Ok(()),
         (PutMode::IfMatch(want), Some(m)) => Err(Error::new(
             ErrorKind::PreconditionFailed,
-            format!("ETag is {}, not {want}", m.etag.as_deref().unwrap_or("(none)")),
+            format!(
+                "ETag is {}, not {want}",
+                m.etag.as_deref().unwrap_or("(none)")
+            ),
         )),
         (PutMode::IfMatch(want), None) => Err(Error::new(
             ErrorKind::NotFound,
@@ -144,7 +151,10 @@ impl ObjectStore for MemoryStore {
             if meta.etag.as_deref() != Some(want.as_str()) {
                 return Err(ctx(Error::new(
                     ErrorKind::PreconditionFailed,
-                    format!("ETag is {}, not {want}", meta.etag.as_deref().unwrap_or("(none)")),
+                    format!(
+                        "ETag is {}, not {want}",
+                        meta.etag.as_deref().unwrap_or("(none)")
+                    ),
                 )));
             }
         }
@@ -153,7 +163,12 @@ impl ObjectStore for MemoryStore {
             None => 0..meta.size,
         };
         let body = data.slice(range.start as usize..range.end as usize);
-        Ok(GetResult { meta, range, body: Body::Bytes(body), uri })
+        Ok(GetResult {
+            meta,
+            range,
+            body: Body::Bytes(body),
+            uri,
+        })
     }
 
     async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<PutResult> {
@@ -225,11 +240,17 @@ impl ObjectStore for MemoryStore {
             .cloned()
             .ok_or_else(|| ctx(Error::not_found("no such key")))?;
         let put = PutOptions {
-            mode: if opts.create_only { PutMode::Create } else { PutMode::Overwrite },
+            mode: if opts.create_only {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            },
             content_type: meta.content_type,
             metadata: meta.metadata,
         };
-        self.inner.commit(to, data, &put).map_err(|e| e.context(Operation::Copy, self.inner.uri(to)))
+        self.inner
+            .commit(to, data, &put)
+            .map_err(|e| e.context(Operation::Copy, self.inner.uri(to)))
     }
 }
 

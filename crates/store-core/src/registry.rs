@@ -34,19 +34,27 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut schemes: Vec<_> = self.factories.keys().collect();
         schemes.sort();
-        f.debug_struct("Registry").field("schemes", &schemes).finish()
+        f.debug_struct("Registry")
+            .field("schemes", &schemes)
+            .finish()
     }
 }
 
 impl Registry {
     /// An empty registry; URI defaults (the Azure account) come from the environment.
     pub fn new() -> Self {
-        Self { parse: ParseOptions::from_env(), ..Self::default() }
+        Self {
+            parse: ParseOptions::from_env(),
+            ..Self::default()
+        }
     }
 
     /// An empty registry with explicit URI defaults.
     pub fn with_parse_options(parse: ParseOptions) -> Self {
-        Self { parse, ..Self::default() }
+        Self {
+            parse,
+            ..Self::default()
+        }
     }
 
     /// Register (or replace) the factory for `scheme`.
@@ -74,7 +82,11 @@ impl Registry {
             Error::not_supported(format!(
                 "this build has no {}:// backend (available: {})",
                 uri.scheme,
-                if have.is_empty() { "none".to_owned() } else { have.join(", ") }
+                if have.is_empty() {
+                    "none".to_owned()
+                } else {
+                    have.join(", ")
+                }
             ))
             .context(Operation::Open, uri.to_string())
         })?;

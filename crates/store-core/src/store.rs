@@ -20,10 +20,13 @@ use crate::types::{
 /// A stream of byte chunks.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
-/// The payload of a read: whole, when the backend had it in one piece, or as a stream.
+/// The payload of a read: whole, when the backend had it in one piece; a stream; or
+/// deferred, when the backend reads it differently depending on how the caller consumes it
+/// (all at once into one buffer, or chunk by chunk).
 pub enum Body {
     Bytes(Bytes),
     Stream(ByteStream),
+    Deferred(Box<dyn DeferredBody>),
 }
 
 impl Debug for Body {
@@ -31,8 +34,32 @@ impl Debug for Body {
         match self {
             Self::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.len()),
             Self::Stream(_) => f.write_str("Body::Stream"),
+            Self::Deferred(d) => write!(f, "Body::Deferred({d:?})"),
         }
     }
+}
+
+impl Body {
+    /// The body as a stream of chunks, however it is held.
+    pub fn into_raw_stream(self) -> ByteStream {
+        match self {
+            Self::Bytes(b) => stream::once(async move { Ok(b) }).boxed(),
+            Self::Stream(s) => s,
+            Self::Deferred(d) => d.stream(),
+        }
+    }
+}
+
+/// A body not read yet. A local file can be read whole into one buffer with one positional
+/// read, or in small chunks that stay in the CPU cache; an S3 object whole with concurrent
+/// ranged GETs into one buffer, or streamed in order. The caller's choice of
+/// [`GetResult::bytes`] or [`GetResult::into_stream`] picks the way.
+#[async_trait]
+pub trait DeferredBody: Send + Debug {
+    /// Read everything into one buffer.
+    async fn bytes(self: Box<Self>) -> Result<Bytes>;
+    /// Read it as a stream of chunks, in order.
+    fn stream(self: Box<Self>) -> ByteStream;
 }
 
 /// The answer to a get: the object's metadata, the byte range returned, and the bytes.
@@ -63,6 +90,11 @@ impl GetResult {
         let uri = self.uri;
         match self.body {
             Body::Bytes(b) => {
+                check_length(b.len() as u64, expected, &uri)?;
+                Ok(b)
+            }
+            Body::Deferred(d) => {
+                let b = d.bytes().await?;
                 check_length(b.len() as u64, expected, &uri)?;
                 Ok(b)
             }
@@ -111,16 +143,27 @@ impl GetResult {
                 }
                 stream::once(async move { Ok(b) }).boxed()
             }
-            Body::Stream(s) => {
-                CheckedStream { inner: s, expected, got: 0, uri, done: false }
-                    .boxed()
+            body => {
+                let inner = body.into_raw_stream();
+                CheckedStream {
+                    inner,
+                    expected,
+                    got: 0,
+                    uri,
+                    done: false,
+                }
+                .boxed()
             }
         }
     }
 }
 
 fn length_error(got: u64, expected: u64, uri: &str) -> Error {
-    let what = if got < expected { "ended early" } else { "ran long" };
+    let what = if got < expected {
+        "ended early"
+    } else {
+        "ran long"
+    };
     Error::new(
         ErrorKind::Interrupted,
         format!("body {what}: got {got} of {expected} bytes"),
@@ -156,7 +199,11 @@ impl Stream for CheckedStream {
                 self.got += chunk.len() as u64;
                 if self.got > self.expected {
                     self.done = true;
-                    return Poll::Ready(Some(Err(length_error(self.got, self.expected, &self.uri))));
+                    return Poll::Ready(Some(Err(length_error(
+                        self.got,
+                        self.expected,
+                        &self.uri,
+                    ))));
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -256,8 +303,10 @@ pub trait ObjectStore: Send + Sync + Debug + 'static {
     /// Server-side copy within this store.
     async fn copy(&self, from: &str, to: &str, opts: CopyOptions) -> Result<PutResult> {
         let _ = (to, opts);
-        Err(Error::not_supported(format!("{} cannot copy objects", self.base_uri()))
-            .context(Operation::Copy, self.uri_of(from)))
+        Err(
+            Error::not_supported(format!("{} cannot copy objects", self.base_uri()))
+                .context(Operation::Copy, self.uri_of(from)),
+        )
     }
 }
 
@@ -271,7 +320,16 @@ pub trait ObjectStoreExt: ObjectStore {
 
     /// Part of an object.
     async fn get_range(&self, key: &str, range: ByteRange) -> Result<Bytes> {
-        self.get(key, GetOptions { range: Some(range), if_match: None }).await?.bytes().await
+        self.get(
+            key,
+            GetOptions {
+                range: Some(range),
+                if_match: None,
+            },
+        )
+        .await?
+        .bytes()
+        .await
     }
 
     /// Overwrite an object with `data`.
@@ -328,8 +386,12 @@ pub trait ObjectStoreExt: ObjectStore {
 
     /// Delete every object under `prefix`; returns how many were deleted.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let keys: Vec<String> =
-            self.list_objects(prefix).await?.into_iter().map(|m| m.key).collect();
+        let keys: Vec<String> = self
+            .list_objects(prefix)
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
         let mut deleted = 0;
         for chunk in keys.chunks(1000) {
             for r in self.delete_many(chunk.to_vec()).await? {
@@ -363,10 +425,15 @@ where
     Fut: std::future::Future<Output = Result<ListPage>> + Send + 'a,
 {
     stream::try_unfold((fetch, Some(None)), |(fetch, state)| async move {
-        let Some(token) = state else { return Ok::<_, Error>(None) };
+        let Some(token) = state else {
+            return Ok::<_, Error>(None);
+        };
         let page = fetch(token).await?;
         let next = page.next.map(Some);
-        Ok(Some((stream::iter(page.items.into_iter().map(Ok)), (fetch, next))))
+        Ok(Some((
+            stream::iter(page.items.into_iter().map(Ok)),
+            (fetch, next),
+        )))
     })
     .try_flatten()
     .boxed()
@@ -480,8 +547,94 @@ pub fn paginate(
         }
         out.push(item);
     }
-    ListPage { items: out, next: None }
+    ListPage {
+        items: out,
+        next: None,
+    }
 }
 
 /// Entries per listing page when the caller does not say (S3's maximum).
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    /// A deferred body that delivers `have` bytes of a promised range.
+    #[derive(Debug)]
+    struct Short(usize);
+
+    #[async_trait]
+    impl DeferredBody for Short {
+        async fn bytes(self: Box<Self>) -> Result<Bytes> {
+            Ok(Bytes::from(vec![1u8; self.0]))
+        }
+        fn stream(self: Box<Self>) -> ByteStream {
+            let n = self.0;
+            stream::iter([
+                Ok(Bytes::from(vec![1u8; n / 2])),
+                Ok(Bytes::from(vec![1u8; n - n / 2])),
+            ])
+            .boxed()
+        }
+    }
+
+    fn result(have: usize, want: u64) -> GetResult {
+        GetResult {
+            meta: ObjectMeta::new("k", want),
+            range: 0..want,
+            body: Body::Deferred(Box::new(Short(have))),
+            uri: "mem:///k".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn deferred_bodies_are_length_checked_both_ways() {
+        assert_eq!(result(10, 10).bytes().await.unwrap().len(), 10);
+        let chunks: Vec<_> = result(10, 10).into_stream().collect().await;
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks.iter().all(|c| c.is_ok()));
+
+        let e = result(7, 10).bytes().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Interrupted);
+        assert!(e.to_string().contains("got 7 of 10 bytes"), "{e}");
+        let last = result(7, 10)
+            .into_stream()
+            .collect::<Vec<_>>()
+            .await
+            .pop()
+            .unwrap();
+        assert_eq!(last.unwrap_err().kind(), ErrorKind::Interrupted);
+        let long = result(12, 10).bytes().await.unwrap_err();
+        assert!(long.to_string().contains("ran long"), "{long}");
+    }
+
+    #[tokio::test]
+    async fn collecting_a_stream_body_reassembles_chunks() {
+        let parts = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Ok(Bytes::from_static(b"cde")),
+        ];
+        let r = GetResult {
+            meta: ObjectMeta::new("k", 5),
+            range: 0..5,
+            body: Body::Stream(stream::iter(parts).boxed()),
+            uri: "mem:///k".into(),
+        };
+        assert_eq!(r.bytes().await.unwrap(), "abcde");
+    }
+
+    #[test]
+    fn resume_points_skip_whole_common_prefixes() {
+        assert_eq!(
+            resume_point("a/", false),
+            ResumePoint::AtOrAfter("a0".into())
+        );
+        assert_eq!(resume_point("a/", true), ResumePoint::After("a/"));
+        assert!(!resume_point("a/", false).admits("a/zzz"));
+        assert!(resume_point("a/", false).admits("a0"));
+        assert_eq!(common_prefix("p/", "p/a/b"), Some("p/a/"));
+        assert_eq!(common_prefix("p/", "p/a"), None);
+    }
+}

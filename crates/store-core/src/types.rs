@@ -121,7 +121,10 @@ impl ByteRange {
 
 impl From<Range<u64>> for ByteRange {
     fn from(r: Range<u64>) -> Self {
-        Self::Bounded { start: r.start, end: r.end }
+        Self::Bounded {
+            start: r.start,
+            end: r.end,
+        }
     }
 }
 
@@ -142,7 +145,10 @@ pub struct GetOptions {
 
 impl GetOptions {
     pub fn range(range: impl Into<ByteRange>) -> Self {
-        Self { range: Some(range.into()), ..Self::default() }
+        Self {
+            range: Some(range.into()),
+            ..Self::default()
+        }
     }
 
     pub fn with_if_match(mut self, etag: impl Into<String>) -> Self {
@@ -174,12 +180,18 @@ pub struct PutOptions {
 impl PutOptions {
     /// Create-only: fail if the key exists.
     pub fn create() -> Self {
-        Self { mode: PutMode::Create, ..Self::default() }
+        Self {
+            mode: PutMode::Create,
+            ..Self::default()
+        }
     }
 
     /// Replace only the version with this ETag.
     pub fn if_match(etag: impl Into<String>) -> Self {
-        Self { mode: PutMode::IfMatch(etag.into()), ..Self::default() }
+        Self {
+            mode: PutMode::IfMatch(etag.into()),
+            ..Self::default()
+        }
     }
 }
 
@@ -213,7 +225,11 @@ pub struct ListOptions {
 
 impl Default for ListOptions {
     fn default() -> Self {
-        Self { recursive: true, start_after: None, page_size: None }
+        Self {
+            recursive: true,
+            start_after: None,
+            page_size: None,
+        }
     }
 }
 
@@ -223,7 +239,10 @@ impl ListOptions {
     }
 
     pub fn delimited() -> Self {
-        Self { recursive: false, ..Self::default() }
+        Self {
+            recursive: false,
+            ..Self::default()
+        }
     }
 }
 
@@ -313,7 +332,10 @@ mod tests {
         assert_eq!(ByteRange::Suffix(4).resolve(0).unwrap(), 0..0);
         let k = |r: ByteRange, size| r.resolve(size).unwrap_err().kind();
         assert_eq!(k(ByteRange::From(10), 10), ErrorKind::RangeNotSatisfiable);
-        assert_eq!(k(ByteRange::from(10..12), 10), ErrorKind::RangeNotSatisfiable);
+        assert_eq!(
+            k(ByteRange::from(10..12), 10),
+            ErrorKind::RangeNotSatisfiable
+        );
         assert_eq!(k(ByteRange::from(5..5), 10), ErrorKind::InvalidInput);
         assert_eq!(k(ByteRange::Suffix(0), 10), ErrorKind::InvalidInput);
     }
@@ -327,8 +349,14 @@ mod tests {
 
     #[test]
     fn offset_length() {
-        assert_eq!(ByteRange::from_offset_length(4, Some(2)).unwrap(), ByteRange::from(4..6));
-        assert_eq!(ByteRange::from_offset_length(4, None).unwrap(), ByteRange::From(4));
+        assert_eq!(
+            ByteRange::from_offset_length(4, Some(2)).unwrap(),
+            ByteRange::from(4..6)
+        );
+        assert_eq!(
+            ByteRange::from_offset_length(4, None).unwrap(),
+            ByteRange::From(4)
+        );
         assert!(ByteRange::from_offset_length(4, Some(0)).is_err());
         assert!(ByteRange::from_offset_length(u64::MAX, Some(2)).is_err());
     }

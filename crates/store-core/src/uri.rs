@@ -191,7 +191,9 @@ impl ObjectUri {
         } else if let Some(p) = rest.strip_prefix('/') {
             p
         } else if rest.is_empty() {
-            return Err(Error::invalid_input(format!("no path: write {scheme}:///absolute/path")));
+            return Err(Error::invalid_input(format!(
+                "no path: write {scheme}:///absolute/path"
+            )));
         } else {
             return Err(Error::invalid_input(format!(
                 "{scheme}:// needs an absolute path: {scheme}:///{rest} (three slashes), not a \
@@ -201,7 +203,12 @@ impl ObjectUri {
         if path.contains('\0') {
             return Err(Error::invalid_input("path contains a NUL byte"));
         }
-        Ok(Self { scheme, account: None, container: String::new(), key: path.to_owned() })
+        Ok(Self {
+            scheme,
+            account: None,
+            container: String::new(),
+            key: path.to_owned(),
+        })
     }
 
     /// The URI of the store this object lives in: `s3://bucket/`, `file:///`, …
@@ -217,12 +224,17 @@ impl ObjectUri {
 
     /// The same store with another key.
     pub fn with_key(&self, key: impl Into<String>) -> Self {
-        Self { key: key.into(), ..self.clone() }
+        Self {
+            key: key.into(),
+            ..self.clone()
+        }
     }
 
     /// For local schemes, the file-system path.
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
-        self.scheme.is_local().then(|| std::path::PathBuf::from(format!("/{}", self.key)))
+        self.scheme
+            .is_local()
+            .then(|| std::path::PathBuf::from(format!("/{}", self.key)))
     }
 }
 
@@ -279,7 +291,10 @@ mod tests {
     #[test]
     fn s3_forms() {
         let u = p("s3://bucket/a/b c+%.bin");
-        assert_eq!((u.scheme, u.container.as_str(), u.key.as_str()), (Scheme::S3, "bucket", "a/b c+%.bin"));
+        assert_eq!(
+            (u.scheme, u.container.as_str(), u.key.as_str()),
+            (Scheme::S3, "bucket", "a/b c+%.bin")
+        );
         assert_eq!(u.to_string(), "s3://bucket/a/b c+%.bin");
         assert_eq!(p("s3://bucket").key, "");
         assert_eq!(p("s3://bucket/").key, "");
@@ -303,28 +318,56 @@ mod tests {
     #[test]
     fn local_forms() {
         let u = p("file:///data/train/x.bin");
-        assert_eq!((u.scheme, u.key.as_str()), (Scheme::File, "data/train/x.bin"));
+        assert_eq!(
+            (u.scheme, u.key.as_str()),
+            (Scheme::File, "data/train/x.bin")
+        );
         assert_eq!(u.to_string(), "file:///data/train/x.bin");
-        assert_eq!(u.local_path().unwrap(), std::path::PathBuf::from("/data/train/x.bin"));
+        assert_eq!(
+            u.local_path().unwrap(),
+            std::path::PathBuf::from("/data/train/x.bin")
+        );
         assert_eq!(p("file://localhost/tmp/x").key, "tmp/x");
         assert_eq!(p("direct:///nvme/x").scheme, Scheme::Direct);
         assert_eq!(p("file:///").key, "");
-        assert_eq!(ObjectUri::parse_path_or_uri("/a/b").unwrap().to_string(), "file:///a/b");
+        assert_eq!(
+            ObjectUri::parse_path_or_uri("/a/b").unwrap().to_string(),
+            "file:///a/b"
+        );
     }
 
     #[test]
     fn azure_forms() {
         let none = ParseOptions::default();
-        let env = ParseOptions { azure_account: Some("acct".into()) };
+        let env = ParseOptions {
+            azure_account: Some("acct".into()),
+        };
         let u = ObjectUri::parse_with("az://acct/cont/k/x", &none).unwrap();
-        assert_eq!((u.account.as_deref(), u.container.as_str(), u.key.as_str()), (Some("acct"), "cont", "k/x"));
+        assert_eq!(
+            (u.account.as_deref(), u.container.as_str(), u.key.as_str()),
+            (Some("acct"), "cont", "k/x")
+        );
         assert_eq!(u.to_string(), "az://acct/cont/k/x");
         let u = ObjectUri::parse_with("az://cont/k/x", &env).unwrap();
-        assert_eq!((u.account.as_deref(), u.container.as_str(), u.key.as_str()), (None, "cont", "k/x"));
+        assert_eq!(
+            (u.account.as_deref(), u.container.as_str(), u.key.as_str()),
+            (None, "cont", "k/x")
+        );
         let u = ObjectUri::parse_with("az://acct/cont/k", &env).unwrap();
-        assert_eq!((u.account.as_deref(), u.container.as_str()), (Some("acct"), "cont"));
+        assert_eq!(
+            (u.account.as_deref(), u.container.as_str()),
+            (Some("acct"), "cont")
+        );
         let u = ObjectUri::parse_with("https://acct.blob.core.windows.net/cont/k", &none).unwrap();
-        assert_eq!((u.scheme, u.account.as_deref(), u.container.as_str(), u.key.as_str()), (Scheme::Azure, Some("acct"), "cont", "k"));
+        assert_eq!(
+            (
+                u.scheme,
+                u.account.as_deref(),
+                u.container.as_str(),
+                u.key.as_str()
+            ),
+            (Scheme::Azure, Some("acct"), "cont", "k")
+        );
         let e = ObjectUri::parse_with("az://cont", &none).unwrap_err();
         assert!(e.to_string().contains("AZURE_STORAGE_ACCOUNT"), "{e}");
     }

@@ -11,7 +11,10 @@ use s3dlio_store_core::{
 };
 
 async fn memory(case: &'static str) -> Fixture {
-    Fixture::new(Arc::new(MemoryStore::with_base_uri("mem://conformance/")), format!("suite/{case}/"))
+    Fixture::new(
+        Arc::new(MemoryStore::with_base_uri("mem://conformance/")),
+        format!("suite/{case}/"),
+    )
 }
 
 s3dlio_store_core::conformance_suite!(memory);
@@ -40,7 +43,12 @@ impl ObjectStore for ReversedListing {
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.0.head(key).await
     }
-    async fn list_page(&self, prefix: &str, opts: &ListOptions, token: Option<String>) -> Result<ListPage> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        opts: &ListOptions,
+        token: Option<String>,
+    ) -> Result<ListPage> {
         let mut page = self.0.list_page(prefix, opts, token).await?;
         page.items.reverse();
         Ok(page)
@@ -53,10 +61,16 @@ impl ObjectStore for ReversedListing {
 #[test]
 fn suite_fails_a_backend_that_reorders_listings() {
     let report = run_all(|case| async move {
-        Fixture::new(Arc::new(ReversedListing(MemoryStore::new())), format!("broken/{case}/"))
+        Fixture::new(
+            Arc::new(ReversedListing(MemoryStore::new())),
+            format!("broken/{case}/"),
+        )
     });
     let failed: Vec<&str> = report.failed.iter().map(|(n, _)| *n).collect();
-    assert!(failed.contains(&"list_order_and_paging"), "suite passed a reordered listing: {report:?}");
+    assert!(
+        failed.contains(&"list_order_and_paging"),
+        "suite passed a reordered listing: {report:?}"
+    );
     assert!(failed.contains(&"list_delimiter"), "{report:?}");
     // Cases that do not depend on listing order still pass: the suite pins the fault.
     assert!(report.passed.contains(&"round_trip_sizes"), "{report:?}");
@@ -68,7 +82,12 @@ fn suite_fails_a_backend_that_reorders_listings() {
 fn suite_fails_a_backend_that_truncates_bodies() {
     use s3dlio_store_core::{Fault, FaultStore, Operation};
     let report = run_all(|case| async move {
-        let store = FaultStore::new(MemoryStore::new()).on_calls(Some(Operation::Get), 1, u64::MAX, Fault::TruncateBody(4 * 1024 * 1024));
+        let store = FaultStore::new(MemoryStore::new()).on_calls(
+            Some(Operation::Get),
+            1,
+            u64::MAX,
+            Fault::TruncateBody(4 * 1024 * 1024),
+        );
         Fixture::new(Arc::new(store), format!("trunc/{case}/"))
     });
     let failed: Vec<&str> = report.failed.iter().map(|(n, _)| *n).collect();

@@ -26,9 +26,11 @@
 
 #![forbid(unsafe_code)]
 
+mod io;
 mod keys;
 mod list;
 mod options;
+mod pool;
 mod read;
 mod store;
 mod sys;

@@ -20,14 +20,27 @@ pub struct FsOptions {
     /// what is asked). Other reads get no hint: one positional read covers a small file
     /// anyway, and the kernel's own heuristics serve it well. Default 64 MiB.
     pub large_file_threshold: u64,
-    /// Size of the chunks a streamed read yields. Default 8 MiB; must not be 0.
+    /// Size of the chunks a streamed read (`GetResult::into_stream`) yields. Chunks of about
+    /// 1 MiB stay in the CPU cache while the caller consumes them, which is what lets a
+    /// streamed read outrun `cat`. Default 1 MiB; must not be 0.
     pub read_chunk_size: usize,
-    /// Reads of up to this many bytes are returned whole (`Body::Bytes`, one positional read
-    /// into one buffer); longer ones as a stream of `read_chunk_size` chunks. Default 64 MiB.
-    pub stream_threshold: u64,
+    /// Reads of up to this many bytes happen at once, in the task that opens the file, and
+    /// come back whole. Larger ones are deferred until the caller consumes them: read whole
+    /// into one buffer by `GetResult::bytes`, or in `read_chunk_size` chunks by
+    /// `GetResult::into_stream`. Default 1 MiB.
+    pub eager_read_max: usize,
     /// Streaming writers gather small writes into a buffer of this size before writing them
     /// to the file; writes at least this large go straight to the file. Default 4 MiB.
     pub write_buffer_size: usize,
+    /// Idle memory kept for reuse by large reads (see the `pool` module): buffers of reads
+    /// of 512 KiB and more return here when the caller drops them, so the next read copies
+    /// into memory that is already faulted in. Default 256 MiB; 0 turns pooling off.
+    pub buffer_pool_bytes: usize,
+    /// Threads doing this store's blocking file I/O (they start on first use and stop with
+    /// the store). Page-cache work wants about two per core; slow devices or network file
+    /// systems, more to keep requests in flight. Default: twice the available cores, at
+    /// least 4.
+    pub io_threads: usize,
 }
 
 impl Default for FsOptions {
@@ -36,15 +49,22 @@ impl Default for FsOptions {
             fsync: false,
             fadvise: true,
             large_file_threshold: 64 * MIB,
-            read_chunk_size: 8 * MIB as usize,
-            stream_threshold: 64 * MIB,
+            read_chunk_size: MIB as usize,
+            eager_read_max: MIB as usize,
             write_buffer_size: 4 * MIB as usize,
+            buffer_pool_bytes: 256 * MIB as usize,
+            io_threads: std::thread::available_parallelism()
+                .map_or(4, |n| 2 * n.get())
+                .max(4),
         }
     }
 }
 
 impl FsOptions {
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.io_threads == 0 {
+            return Err(Error::invalid_input("FsOptions::io_threads must not be 0"));
+        }
         if self.read_chunk_size == 0 {
             return Err(Error::invalid_input(
                 "FsOptions::read_chunk_size must not be 0",

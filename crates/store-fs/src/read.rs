@@ -1,25 +1,32 @@
-//! Reads: one positional read into an exact-size buffer, or a stream of chunks.
+//! Reads. Small ones happen in the task that opens the file; larger ones are deferred until
+//! the caller says how it wants them: whole, with one positional read into one buffer
+//! (`GetResult::bytes`), or as a stream of chunks small enough to stay in the CPU cache
+//! (`GetResult::into_stream`). Large buffers come from a pool (see `pool.rs`).
 
 use std::fs::File;
 use std::ops::Range;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use s3dlio_store_core::{
-    Body, ByteStream, Error, ErrorKind, GetOptions, GetResult, ObjectMeta, Operation, Result,
+    Body, ByteStream, DeferredBody, Error, ErrorKind, GetOptions, GetResult, ObjectMeta, Operation,
+    Result,
 };
 
+use crate::io::IoPool;
 use crate::keys::check_key;
-use crate::store::{blocking, Inner};
-use crate::sys::{advise, etag, object_meta, read_exact_at, Access};
+use crate::pool::BufferPool;
+use crate::store::Inner;
+use crate::sys::{advise, etag, object_meta, read_exact_at, read_exact_into, Access};
 
 /// Chunks a streamed read keeps in flight: one being consumed, one being read.
 const READ_AHEAD: usize = 2;
 
 enum Opened {
-    Whole(ObjectMeta, Range<u64>, Bytes),
-    Streamed(ObjectMeta, Range<u64>, File),
+    Read(ObjectMeta, Range<u64>, Bytes),
+    Deferred(ObjectMeta, Range<u64>, File),
 }
 
 pub(crate) async fn get(inner: &Arc<Inner>, key: &str, opts: GetOptions) -> Result<GetResult> {
@@ -30,23 +37,27 @@ pub(crate) async fn get(inner: &Arc<Inner>, key: &str, opts: GetOptions) -> Resu
         r.validate().map_err(ctx)?;
     }
     let (task_inner, task_key) = (Arc::clone(inner), key.to_owned());
-    let opened = blocking(move || open_and_read(&task_inner, task_key, opts))
+    let opened = inner
+        .io
+        .run(move || open_and_read(&task_inner, task_key, opts))
         .await
         .map_err(ctx)?;
     Ok(match opened {
-        Opened::Whole(meta, range, bytes) => GetResult {
+        Opened::Read(meta, range, bytes) => GetResult {
             meta,
             range,
             body: Body::Bytes(bytes),
             uri,
         },
-        Opened::Streamed(meta, range, file) => {
-            let body = Body::Stream(chunks(
-                Arc::new(file),
-                range.clone(),
-                inner.opts.read_chunk_size,
-                uri.clone(),
-            ));
+        Opened::Deferred(meta, range, file) => {
+            let body = Body::Deferred(Box::new(FileBody {
+                file: Arc::new(file),
+                range: range.clone(),
+                chunk: inner.opts.read_chunk_size,
+                pool: Arc::clone(&inner.pool),
+                io: Arc::clone(&inner.io),
+                uri: uri.clone(),
+            }));
             GetResult {
                 meta,
                 range,
@@ -58,7 +69,7 @@ pub(crate) async fn get(inner: &Arc<Inner>, key: &str, opts: GetOptions) -> Resu
 }
 
 /// Open, `fstat` the opened file, check If-Match against the ETag of that same `fstat`,
-/// resolve the range, and read it now if it is small enough to return whole.
+/// resolve the range, and read it now if it is small.
 fn open_and_read(inner: &Inner, key: String, opts: GetOptions) -> Result<Opened> {
     let (file, md) = inner.root.open_object(&key, Access::Read)?;
     if let Some(want) = &opts.if_match {
@@ -78,30 +89,85 @@ fn open_and_read(inner: &Inner, key: String, opts: GetOptions) -> Result<Opened>
     advise(&file, &range, size, &inner.opts);
     let meta = object_meta(key, &md);
     let len = range.end - range.start;
-    if len > inner.opts.stream_threshold {
-        return Ok(Opened::Streamed(meta, range, file));
+    if len > inner.opts.eager_read_max as u64 {
+        return Ok(Opened::Deferred(meta, range, file));
     }
-    let len = usize::try_from(len)
-        .map_err(|_| Error::invalid_input(format!("{len} bytes do not fit in memory")))?;
-    let path = inner.root.path_of(&meta.key);
-    let buf = read_exact_at(&file, range.start, len)
-        .map_err(|e| Error::from_io(e, format!("read {}", path.display())))?;
-    Ok(Opened::Whole(meta, range, Bytes::from(buf)))
+    // eager_read_max is a usize, so len fits.
+    let bytes = read_bytes(&inner.pool, &file, range.start, len as usize).map_err(|e| {
+        Error::from_io(
+            e,
+            format!("read {}", inner.root.path_of(&meta.key).display()),
+        )
+    })?;
+    Ok(Opened::Read(meta, range, bytes))
+}
+
+/// An open file and the range to read from it, read the way the caller consumes it.
+#[derive(Debug)]
+struct FileBody {
+    file: Arc<File>,
+    range: Range<u64>,
+    chunk: usize,
+    pool: Arc<BufferPool>,
+    io: Arc<IoPool>,
+    uri: String,
+}
+
+#[async_trait]
+impl DeferredBody for FileBody {
+    async fn bytes(self: Box<Self>) -> Result<Bytes> {
+        let Self {
+            file,
+            range,
+            pool,
+            io,
+            uri,
+            ..
+        } = *self;
+        let len = usize::try_from(range.end - range.start).map_err(|_| {
+            Error::invalid_input(format!(
+                "{} bytes do not fit in memory",
+                range.end - range.start
+            ))
+        })?;
+        io.run(move || {
+            read_bytes(&pool, &file, range.start, len)
+                .map_err(|e| Error::from_io(e, format!("read at byte {}", range.start)))
+        })
+        .await
+        .map_err(|e| e.context(Operation::Get, uri))
+    }
+
+    fn stream(self: Box<Self>) -> ByteStream {
+        chunks(*self)
+    }
 }
 
 /// The bytes of `range` as chunks of `chunk` bytes, each read with one positional read on
-/// the blocking pool, the next one already in flight while the caller consumes this one.
-fn chunks(file: Arc<File>, range: Range<u64>, chunk: usize, uri: String) -> ByteStream {
+/// the I/O threads, the next one already in flight while the caller consumes this one.
+fn chunks(body: FileBody) -> ByteStream {
+    let FileBody {
+        file,
+        range,
+        chunk,
+        pool,
+        io,
+        uri,
+    } = body;
     let step = chunk as u64;
     let starts = (range.start..range.end).step_by(chunk);
     stream::iter(starts)
         .map(move |start| {
-            let (file, uri) = (Arc::clone(&file), uri.clone());
+            let (file, pool, io, uri) = (
+                Arc::clone(&file),
+                Arc::clone(&pool),
+                Arc::clone(&io),
+                uri.clone(),
+            );
             let len = step.min(range.end - start) as usize;
             async move {
-                blocking(move || {
-                    read_exact_at(&file, start, len)
-                        .map(Bytes::from)
+                io.run(move || {
+                    read_bytes(&pool, &file, start, len)
                         .map_err(|e| Error::from_io(e, format!("read at byte {start}")))
                 })
                 .await
@@ -116,4 +182,21 @@ fn chunks(file: Arc<File>, range: Range<u64>, chunk: usize, uri: String) -> Byte
             futures::future::ready(out)
         })
         .boxed()
+}
+
+/// `len` bytes from `offset`: into a pooled buffer for large reads, else into a buffer of
+/// exactly that size.
+fn read_bytes(
+    pool: &Arc<BufferPool>,
+    file: &File,
+    offset: u64,
+    len: usize,
+) -> std::io::Result<Bytes> {
+    if pool.pools(len) {
+        let mut buf = pool.take(len);
+        read_exact_into(file, offset, &mut buf[..len])?;
+        Ok(pool.wrap(buf, len))
+    } else {
+        read_exact_at(file, offset, len).map(Bytes::from)
+    }
 }

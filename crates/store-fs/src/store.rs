@@ -12,8 +12,10 @@ use s3dlio_store_core::{
     ObjectMeta, ObjectStore, ObjectWriter, Operation, PutMode, PutOptions, PutResult, Result,
 };
 
+use crate::io::IoPool;
 use crate::keys::{check_key, check_prefix, split_key};
 use crate::options::FsOptions;
+use crate::pool::BufferPool;
 use crate::sys::{object_meta, read_err, Access, Root};
 use crate::writer::FsWriter;
 
@@ -31,23 +33,14 @@ pub(crate) struct Inner {
     pub(crate) root: Root,
     pub(crate) base_uri: String,
     pub(crate) opts: FsOptions,
+    pub(crate) pool: Arc<BufferPool>,
+    pub(crate) io: Arc<IoPool>,
 }
 
 impl Inner {
     pub(crate) fn uri(&self, key: &str) -> String {
         format!("{}{key}", self.base_uri)
     }
-}
-
-/// Run blocking file I/O on tokio's blocking pool.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
-where
-    F: FnOnce() -> Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::other(format!("file I/O task failed: {e}")))?
 }
 
 impl FsStore {
@@ -97,6 +90,8 @@ impl FsStore {
                     contained,
                 },
                 base_uri,
+                pool: BufferPool::new(options.buffer_pool_bytes),
+                io: Arc::new(IoPool::new(options.io_threads)),
                 opts: options,
             }),
         })
@@ -191,20 +186,22 @@ impl ObjectStore for FsStore {
         check_key(key).map_err(ctx)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         let create_only = opts.mode == PutMode::Create;
-        blocking(move || {
-            let fsync = inner.opts.fsync;
-            let tmp = inner.root.create_temp(&key, fsync)?;
-            io::Write::write_all(&mut &*tmp.file, &data).map_err(|e| {
-                Error::from_io(e, format!("write {}", inner.root.path_of(&key).display()))
-            })?;
-            let md = tmp.publish(create_only, fsync)?;
-            Ok(PutResult {
-                etag: Some(crate::sys::etag(&md)),
-                size: data.len() as u64,
+        self.inner
+            .io
+            .run(move || {
+                let fsync = inner.opts.fsync;
+                let tmp = inner.root.create_temp(&key, fsync)?;
+                io::Write::write_all(&mut &*tmp.file, &data).map_err(|e| {
+                    Error::from_io(e, format!("write {}", inner.root.path_of(&key).display()))
+                })?;
+                let md = tmp.publish(create_only, fsync)?;
+                Ok(PutResult {
+                    etag: Some(crate::sys::etag(&md)),
+                    size: data.len() as u64,
+                })
             })
-        })
-        .await
-        .map_err(ctx)
+            .await
+            .map_err(ctx)
     }
 
     async fn writer(&self, key: &str, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
@@ -216,12 +213,14 @@ impl ObjectStore for FsStore {
         let ctx = |e: Error| e.context(Operation::Head, uri.clone());
         check_key(key).map_err(ctx)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
-        blocking(move || {
-            let (_, md) = inner.root.open_object(&key, Access::Meta)?;
-            Ok(object_meta(key, &md))
-        })
-        .await
-        .map_err(ctx)
+        self.inner
+            .io
+            .run(move || {
+                let (_, md) = inner.root.open_object(&key, Access::Meta)?;
+                Ok(object_meta(key, &md))
+            })
+            .await
+            .map_err(ctx)
     }
 
     async fn list_page(
@@ -234,7 +233,9 @@ impl ObjectStore for FsStore {
         check_prefix(prefix).map_err(ctx)?;
         let (inner, prefix_owned, opts) =
             (Arc::clone(&self.inner), prefix.to_owned(), opts.clone());
-        blocking(move || crate::list::list_page(&inner, &prefix_owned, &opts, token.as_deref()))
+        self.inner
+            .io
+            .run(move || crate::list::list_page(&inner, &prefix_owned, &opts, token.as_deref()))
             .await
             .map_err(ctx)
     }
@@ -243,12 +244,14 @@ impl ObjectStore for FsStore {
         let uri = self.inner.uri(key);
         check_key(key).map_err(|e| e.context(Operation::Delete, uri.clone()))?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
-        blocking(move || delete_one(&inner, &key))
+        self.inner
+            .io
+            .run(move || delete_one(&inner, &key))
             .await
             .map_err(|e| e.context(Operation::Delete, uri))
     }
 
-    /// Deletes in batches on the blocking pool: one task per batch rather than per key.
+    /// Deletes in batches on the I/O threads: one job per batch rather than per key.
     async fn delete_many(&self, keys: Vec<String>) -> Result<Vec<Result<()>>> {
         const BATCH: usize = 64;
         let count = keys.len();
@@ -261,16 +264,20 @@ impl ObjectStore for FsStore {
         let results: Vec<Result<Vec<Result<()>>>> = stream::iter(batches)
             .map(|batch| {
                 let inner = Arc::clone(&self.inner);
-                blocking(move || {
-                    Ok(batch
-                        .iter()
-                        .map(|key| {
-                            check_key(key)
-                                .and_then(|()| delete_one(&inner, key))
-                                .map_err(|e| e.context(Operation::Delete, inner.uri(key)))
-                        })
-                        .collect())
-                })
+                async move {
+                    let io = Arc::clone(&inner.io);
+                    io.run(move || {
+                        Ok(batch
+                            .iter()
+                            .map(|key| {
+                                check_key(key)
+                                    .and_then(|()| delete_one(&inner, key))
+                                    .map_err(|e| e.context(Operation::Delete, inner.uri(key)))
+                            })
+                            .collect())
+                    })
+                    .await
+                }
             })
             .buffered(4)
             .collect()
@@ -288,42 +295,44 @@ impl ObjectStore for FsStore {
         check_key(to).map_err(|e| e.context(Operation::Copy, self.inner.uri(to)))?;
         let (inner, from, to) = (Arc::clone(&self.inner), from.to_owned(), to.to_owned());
         let dst_uri = self.inner.uri(&to);
-        blocking(move || {
-            let (src, src_md) = inner
-                .root
-                .open_object(&from, Access::Read)
-                .map_err(|e| e.with_uri(src_uri))?;
-            let ctx = |e: Error| e.with_uri(dst_uri.clone());
-            let fsync = inner.opts.fsync;
-            let tmp = inner.root.create_temp(&to, fsync).map_err(ctx)?;
-            // `io::copy` between files uses copy_file_range (reflinks where the file system
-            // can) or sendfile, so the bytes need not pass through user space.
-            let copied = io::copy(&mut &src, &mut &*tmp.file).map_err(|e| {
-                ctx(Error::from_io(
-                    e,
-                    format!(
-                        "copy {} to a temporary file",
-                        inner.root.path_of(&from).display()
-                    ),
-                ))
-            })?;
-            if copied != src_md.len() {
-                return Err(ctx(Error::new(
-                    ErrorKind::Interrupted,
-                    format!(
-                        "source changed during the copy: copied {copied} of {} bytes",
-                        src_md.len()
-                    ),
-                )));
-            }
-            let md = tmp.publish(opts.create_only, fsync).map_err(ctx)?;
-            Ok(PutResult {
-                etag: Some(crate::sys::etag(&md)),
-                size: copied,
+        self.inner
+            .io
+            .run(move || {
+                let (src, src_md) = inner
+                    .root
+                    .open_object(&from, Access::Read)
+                    .map_err(|e| e.with_uri(src_uri))?;
+                let ctx = |e: Error| e.with_uri(dst_uri.clone());
+                let fsync = inner.opts.fsync;
+                let tmp = inner.root.create_temp(&to, fsync).map_err(ctx)?;
+                // `io::copy` between files uses copy_file_range (reflinks where the file system
+                // can) or sendfile, so the bytes need not pass through user space.
+                let copied = io::copy(&mut &src, &mut &*tmp.file).map_err(|e| {
+                    ctx(Error::from_io(
+                        e,
+                        format!(
+                            "copy {} to a temporary file",
+                            inner.root.path_of(&from).display()
+                        ),
+                    ))
+                })?;
+                if copied != src_md.len() {
+                    return Err(ctx(Error::new(
+                        ErrorKind::Interrupted,
+                        format!(
+                            "source changed during the copy: copied {copied} of {} bytes",
+                            src_md.len()
+                        ),
+                    )));
+                }
+                let md = tmp.publish(opts.create_only, fsync).map_err(ctx)?;
+                Ok(PutResult {
+                    etag: Some(crate::sys::etag(&md)),
+                    size: copied,
+                })
             })
-        })
-        .await
-        .map_err(|e| e.with_operation(Operation::Copy))
+            .await
+            .map_err(|e| e.with_operation(Operation::Copy))
     }
 }
 

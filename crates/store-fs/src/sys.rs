@@ -1,6 +1,6 @@
 //! File-system primitives: opening objects and directories without leaving the root,
 //! temporary files and their atomic publication, positional reads, ETags. Everything here
-//! blocks; callers run it on tokio's blocking pool.
+//! blocks; callers run it on the store's I/O threads (`io.rs`).
 
 use std::fs::{File, Metadata};
 use std::io;
@@ -416,6 +416,30 @@ pub(crate) fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<
     // `with_capacity` may hand out more than asked; never return bytes past the range.
     buf.truncate(len);
     Ok(buf)
+}
+
+/// Fill `buf` from `offset` with positional reads; a file that ends first is an
+/// `UnexpectedEof` error naming where it ended.
+pub(crate) fn read_exact_into(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let pos = offset + done as u64;
+        match rustix::io::pread(file, &mut buf[done..], pos) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "file ended at byte {pos}, {} bytes short (truncated while reading?)",
+                        buf.len() - done
+                    ),
+                ))
+            }
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Tell the kernel how `range` of a `size`-byte file will be read (see

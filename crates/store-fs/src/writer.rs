@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use s3dlio_store_core::{Error, ObjectWriter, Operation, PutMode, PutOptions, PutResult, Result};
 
 use crate::keys::check_key;
-use crate::store::{blocking, check_put_options, Inner};
+use crate::store::{check_put_options, Inner};
 use crate::sys::{etag, TempFile};
 
 /// Writes an object through a temporary file. Dropped before `complete`, it removes the
@@ -47,13 +47,15 @@ impl FsWriter {
         check_put_options(&opts).map_err(ctx)?;
         check_key(key).map_err(ctx)?;
         let (task_inner, task_key) = (Arc::clone(inner), key.to_owned());
-        let tmp = blocking(move || {
-            task_inner
-                .root
-                .create_temp(&task_key, task_inner.opts.fsync)
-        })
-        .await
-        .map_err(ctx)?;
+        let tmp = inner
+            .io
+            .run(move || {
+                task_inner
+                    .root
+                    .create_temp(&task_key, task_inner.opts.fsync)
+            })
+            .await
+            .map_err(ctx)?;
         Ok(Self {
             inner: Arc::clone(inner),
             uri,
@@ -79,14 +81,17 @@ impl FsWriter {
         let pending = std::mem::take(&mut self.buf).freeze();
         let file = Arc::clone(&self.tmp.file);
         self.broken = Some("a write was cancelled before it finished".to_owned());
-        let res = blocking(move || {
-            let mut f = &*file;
-            f.write_all(&pending)
-                .and_then(|()| direct.map_or(Ok(()), |d| f.write_all(&d)))
-                .map_err(|e| Error::from_io(e, "write to the temporary file"))?;
-            Ok(pending)
-        })
-        .await;
+        let res = self
+            .inner
+            .io
+            .run(move || {
+                let mut f = &*file;
+                f.write_all(&pending)
+                    .and_then(|()| direct.map_or(Ok(()), |d| f.write_all(&d)))
+                    .map_err(|e| Error::from_io(e, "write to the temporary file"))?;
+                Ok(pending)
+            })
+            .await;
         match res {
             Ok(pending) => {
                 self.broken = None;
@@ -142,23 +147,29 @@ impl ObjectWriter for FsWriter {
         } = *self;
         let pending = buf.freeze();
         let fsync = inner.opts.fsync;
-        blocking(move || {
-            (&*tmp.file)
-                .write_all(&pending)
-                .map_err(|e| Error::from_io(e, "write to the temporary file"))?;
-            let md = tmp.publish(create_only, fsync)?;
-            Ok(PutResult {
-                etag: Some(etag(&md)),
-                size: written,
+        inner
+            .io
+            .run(move || {
+                (&*tmp.file)
+                    .write_all(&pending)
+                    .map_err(|e| Error::from_io(e, "write to the temporary file"))?;
+                let md = tmp.publish(create_only, fsync)?;
+                Ok(PutResult {
+                    etag: Some(etag(&md)),
+                    size: written,
+                })
             })
-        })
-        .await
-        .map_err(|e| e.context(Operation::Complete, uri))
+            .await
+            .map_err(|e| e.context(Operation::Complete, uri))
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
-        let Self { uri, tmp, .. } = *self;
-        blocking(move || tmp.discard())
+        let Self {
+            inner, uri, tmp, ..
+        } = *self;
+        inner
+            .io
+            .run(move || tmp.discard())
             .await
             .map_err(|e| e.context(Operation::Abort, uri))
     }

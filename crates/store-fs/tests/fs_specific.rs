@@ -712,7 +712,7 @@ async fn large_files_read_whole_ranged_and_streamed() {
         let opts = FsOptions {
             fadvise,
             large_file_threshold: 1 << 20,
-            stream_threshold: 3 << 20,
+            eager_read_max: 3 << 20,
             read_chunk_size: (1 << 20) + 17,
             ..FsOptions::default()
         };
@@ -734,9 +734,16 @@ async fn large_files_read_whole_ranged_and_streamed() {
             let got = s.get("big", GetOptions::range(range)).await.unwrap();
             assert_eq!(got.range, want.start as u64..want.end as u64);
             assert_eq!(got.meta.size, size as u64);
-            let streamed = want.len() > 3 << 20;
-            assert_eq!(matches!(got.body, Body::Stream(_)), streamed, "{range:?}");
-            if streamed {
+            let deferred = want.len() > 3 << 20;
+            assert_eq!(matches!(got.body, Body::Deferred(_)), deferred, "{range:?}");
+            if deferred {
+                // A deferred body read whole: one buffer, exactly the range.
+                let whole = s.get("big", GetOptions::range(range)).await.unwrap();
+                let whole = whole.bytes().await.unwrap();
+                assert!(
+                    whole == data[want.clone()],
+                    "{range:?} whole, fadvise {fadvise}"
+                );
                 let chunks: Vec<Bytes> = got.into_stream().try_collect().await.unwrap();
                 assert!(chunks.iter().all(|c| c.len() <= (1 << 20) + 17));
                 assert_eq!(chunks.len(), want.len().div_ceil((1 << 20) + 17));
@@ -757,7 +764,7 @@ async fn large_files_read_whole_ranged_and_streamed() {
 #[tokio::test]
 async fn a_file_truncated_while_streaming_is_an_error_not_a_short_body() {
     let (dir, s) = store_with(FsOptions {
-        stream_threshold: 1024,
+        eager_read_max: 1024,
         read_chunk_size: 4096,
         ..FsOptions::default()
     });

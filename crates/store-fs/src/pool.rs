@@ -1,0 +1,164 @@
+//! A bounded pool of read buffers.
+//!
+//! Reading from the page cache is a memory copy; into a freshly allocated buffer it also
+//! costs a page fault (and a page of zeroing) for every 4 KiB, which more than doubles the
+//! cost of a large read. Large reads therefore go into pooled buffers, handed out as
+//! `Bytes` that return their memory here when the last reference is dropped; the next read
+//! of a similar size reuses it, already faulted in. Idle memory is bounded by
+//! [`FsOptions::buffer_pool_bytes`](crate::FsOptions::buffer_pool_bytes).
+//!
+//! Pooled buffers stay fully initialised (zeroed once, lazily, by the allocator), so reads
+//! fill them through ordinary slices: no `unsafe`, and no zeroing on reuse.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+/// Reads smaller than this use ordinary allocations: the allocator reuses small blocks
+/// well, and pooling them would only add locking.
+pub(crate) const MIN_POOLED: usize = 512 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    limit: usize,
+    /// Idle buffers and their total size.
+    idle: Mutex<(Vec<Vec<u8>>, usize)>,
+}
+
+impl BufferPool {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            idle: Mutex::new((Vec::new(), 0)),
+        })
+    }
+
+    /// Whether reads of `len` bytes use this pool.
+    pub(crate) fn pools(&self, len: usize) -> bool {
+        self.limit > 0 && len >= MIN_POOLED
+    }
+
+    /// An initialised buffer of at least `len` bytes (contents unspecified).
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        {
+            let mut guard = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let (idle, bytes) = &mut *guard;
+            // The smallest idle buffer that fits without wasting more than half of it.
+            let best = idle
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.len() >= len && b.len() / 2 <= len)
+                .min_by_key(|(_, b)| b.len())
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                let buf = idle.swap_remove(i);
+                *bytes -= buf.len();
+                return buf;
+            }
+        }
+        // Zeroed memory of this size comes straight from the OS, zeroed lazily on first touch.
+        vec![0u8; size_class(len)]
+    }
+
+    /// Keep `buf` for reuse if the pool has room.
+    fn give(&self, buf: Vec<u8>) {
+        let mut guard = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let (idle, bytes) = &mut *guard;
+        if *bytes + buf.len() <= self.limit {
+            *bytes += buf.len();
+            idle.push(buf);
+        }
+    }
+
+    /// The first `len` bytes of `buf` as `Bytes` that return `buf` to this pool when the
+    /// last reference is dropped.
+    pub(crate) fn wrap(self: &Arc<Self>, buf: Vec<u8>, len: usize) -> Bytes {
+        debug_assert!(len <= buf.len());
+        Bytes::from_owner(Pooled {
+            buf,
+            len,
+            pool: Arc::clone(self),
+        })
+    }
+
+    #[cfg(test)]
+    fn idle_bytes(&self) -> usize {
+        self.idle.lock().unwrap().1
+    }
+}
+
+/// Round sizes up to one of eight steps per power of two (at most 12.5% slack), so objects
+/// of slightly different sizes can share buffers.
+fn size_class(len: usize) -> usize {
+    let step = (len.next_power_of_two() / 8).max(4096);
+    len.div_ceil(step) * step
+}
+
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_when_the_last_reference_drops_and_are_reused() {
+        let pool = BufferPool::new(64 << 20);
+        let len = 3 << 20;
+        let mut buf = pool.take(len);
+        let cap = buf.len();
+        assert!(
+            cap >= len && cap <= len + len / 8,
+            "size class {cap} for {len}"
+        );
+        buf[..len].fill(7);
+        let ptr = buf.as_ptr();
+        let bytes = pool.wrap(buf, len);
+        assert_eq!(bytes.len(), len);
+        assert!(bytes.iter().all(|b| *b == 7));
+        let clone = bytes.slice(10..20);
+        drop(bytes);
+        assert_eq!(pool.idle_bytes(), 0, "returned while a slice is alive");
+        drop(clone);
+        assert_eq!(pool.idle_bytes(), cap);
+        let again = pool.take(len - 100);
+        assert_eq!(again.as_ptr(), ptr, "a similar size reuses the buffer");
+        assert_eq!(pool.idle_bytes(), 0);
+    }
+
+    #[test]
+    fn idle_memory_is_bounded_and_sizes_are_matched() {
+        let pool = BufferPool::new(5 << 20);
+        let a = pool.wrap(pool.take(4 << 20), 4 << 20);
+        let b = pool.wrap(pool.take(4 << 20), 4 << 20);
+        drop(a);
+        drop(b);
+        assert_eq!(
+            pool.idle_bytes(),
+            4 << 20,
+            "only one 4 MiB buffer fits in 5 MiB"
+        );
+        // A much smaller read does not take the much larger buffer.
+        assert!(pool.take(MIN_POOLED).len() < 4 << 20);
+        assert!(pool.pools(MIN_POOLED) && !pool.pools(MIN_POOLED - 1));
+        assert!(
+            !BufferPool::new(0).pools(64 << 20),
+            "a zero limit turns pooling off"
+        );
+    }
+}
