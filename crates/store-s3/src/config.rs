@@ -1,0 +1,303 @@
+//! How an S3 client is configured: explicit options first, then the standard AWS
+//! environment and files, then defaults chosen by measurement.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::Client;
+use s3dlio_store_core::{Error, ErrorKind, Result};
+
+const MIB: usize = 1024 * 1024;
+
+/// Static credentials given explicitly (otherwise the standard AWS chain is used:
+/// environment, shared config and credentials files with profiles, SSO, web identity,
+/// container and instance metadata).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for StaticCredentials {
+    // Secrets never reach logs or error messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Options of the `s3://` backend. Every field is honoured; `None` means "from the
+/// environment, else the default".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Options {
+    /// Endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000`. Else
+    /// `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, or AWS.
+    pub endpoint_url: Option<String>,
+    /// Region. Else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's region; with a custom
+    /// endpoint and none of those, `us-east-1` (most S3-compatible stores ignore it).
+    pub region: Option<String>,
+    /// Named profile of `~/.aws/config` and `~/.aws/credentials`. Else `AWS_PROFILE`.
+    pub profile: Option<String>,
+    /// PEM file of extra trusted CA certificates (for self-signed endpoints). Else
+    /// `AWS_CA_BUNDLE` (or the original s3dlio's `AWS_CA_BUNDLE_PATH`).
+    pub ca_bundle: Option<PathBuf>,
+    /// Path-style addressing (`endpoint/bucket/key`). Else `S3DLIO_FORCE_PATH_STYLE`;
+    /// default: on for a custom endpoint (what S3-compatible stores expect), off for AWS.
+    pub force_path_style: Option<bool>,
+    /// Explicit credentials instead of the standard chain.
+    pub credentials: Option<StaticCredentials>,
+    /// Reads are split into ranged GETs of this size (default 8 MiB).
+    pub get_part_size: usize,
+    /// Ranged GETs in flight for one object (default 8).
+    pub get_concurrency: usize,
+    /// Writes larger than this go multipart (default 16 MiB).
+    pub multipart_threshold: usize,
+    /// Size of multipart parts (default 8 MiB; at least 5 MiB, the S3 minimum). It doubles
+    /// every 1,000 parts so an upload of any size S3 accepts fits in 10,000 parts.
+    pub part_size: usize,
+    /// Parts uploaded concurrently by one writer (default 8).
+    pub upload_concurrency: usize,
+    /// Attempts per request for transient failures (503 SlowDown, resets), with
+    /// exponential backoff and jitter (default 3).
+    pub max_attempts: u32,
+    /// Timeout to connect (default 10 s).
+    pub connect_timeout: Duration,
+    /// Timeout of one request attempt, body included (default none: large parts on slow
+    /// links must not be cut off; stalled connections are caught by `read_timeout`).
+    pub attempt_timeout: Option<Duration>,
+    /// Longest wait for any bytes of a response (default 60 s).
+    pub read_timeout: Duration,
+    /// Send a CRC32C checksum with each upload so the server verifies every byte, instead
+    /// of signing a SHA-256 of the payload, which costs far more CPU (default on).
+    pub upload_checksums: bool,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            region: None,
+            profile: None,
+            ca_bundle: None,
+            force_path_style: None,
+            credentials: None,
+            get_part_size: 8 * MIB,
+            get_concurrency: 8,
+            multipart_threshold: 16 * MIB,
+            part_size: 8 * MIB,
+            upload_concurrency: 8,
+            max_attempts: 3,
+            connect_timeout: Duration::from_secs(10),
+            attempt_timeout: None,
+            read_timeout: Duration::from_secs(60),
+            upload_checksums: true,
+        }
+    }
+}
+
+/// S3's smallest part (except the last).
+pub const MIN_PART_SIZE: usize = 5 * MIB;
+/// S3's largest part.
+pub const MAX_PART_SIZE: usize = 5 * 1024 * MIB;
+/// S3's most parts per upload.
+pub const MAX_PARTS: u32 = 10_000;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl S3Options {
+    /// Reject values S3 cannot work with, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::invalid_input(m));
+        if self.part_size < MIN_PART_SIZE || self.part_size > MAX_PART_SIZE {
+            return bad(format!(
+                "part_size {} is outside S3's limits ({MIN_PART_SIZE}..={MAX_PART_SIZE})",
+                self.part_size
+            ));
+        }
+        if self.multipart_threshold == 0 || self.get_part_size == 0 {
+            return bad("multipart_threshold and get_part_size must be positive".into());
+        }
+        if self.get_concurrency == 0 || self.upload_concurrency == 0 || self.max_attempts == 0 {
+            return bad("concurrency and max_attempts must be at least 1".into());
+        }
+        if let Some(ep) = &self.endpoint_url {
+            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                return bad(format!(
+                    "endpoint URL '{ep}' must start with http:// or https://"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The endpoint from the options or the environment.
+    pub fn effective_endpoint(&self) -> Option<String> {
+        self.endpoint_url
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+    }
+
+    fn effective_ca_bundle(&self) -> Option<PathBuf> {
+        self.ca_bundle
+            .clone()
+            .or_else(|| env("AWS_CA_BUNDLE").map(PathBuf::from))
+            .or_else(|| env("AWS_CA_BUNDLE_PATH").map(PathBuf::from))
+    }
+
+    fn effective_path_style(&self, custom_endpoint: bool) -> Result<bool> {
+        if let Some(v) = self.force_path_style {
+            return Ok(v);
+        }
+        match env("S3DLIO_FORCE_PATH_STYLE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => Ok(custom_endpoint),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(Error::invalid_input(format!(
+                "S3DLIO_FORCE_PATH_STYLE='{other}' is not a boolean"
+            ))),
+        }
+    }
+
+    /// Build an SDK client.
+    pub async fn build_client(&self) -> Result<Client> {
+        self.validate()?;
+        let endpoint = self.effective_endpoint();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &self.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(ep) = &endpoint {
+            loader = loader.endpoint_url(ep);
+        }
+        if let Some(c) = &self.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.clone(),
+                c.session_token.clone(),
+                None,
+                "s3dlio-explicit",
+            ));
+        }
+        if let Some(path) = self.effective_ca_bundle() {
+            loader = loader.http_client(https_client_trusting(&path)?);
+        }
+        loader = loader
+            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts))
+            .timeout_config({
+                let mut t = TimeoutConfig::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .read_timeout(self.read_timeout);
+                if let Some(a) = self.attempt_timeout {
+                    t = t.operation_attempt_timeout(a);
+                }
+                t.build()
+            });
+        let shared = loader.load().await;
+
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(self.effective_path_style(endpoint.is_some())?)
+            // Checksums are added per request where we want them (see `upload_checksums`);
+            // CRC32 on every request by default would double work on the hot path.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if shared.region().is_none() {
+            if endpoint.is_none() {
+                tracing::info!("no AWS region configured; using us-east-1");
+            }
+            conf = conf.region(Region::new("us-east-1"));
+        }
+        Ok(Client::from_conf(conf.build()))
+    }
+}
+
+/// An HTTPS client that trusts the system roots plus the certificates in `path`.
+fn https_client_trusting(path: &std::path::Path) -> Result<aws_sdk_s3::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::from_io(e, format!("reading CA bundle {}", path.display())))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("CA bundle {} holds no PEM certificate", path.display()),
+        ));
+    }
+    let ctx = TlsContext::builder()
+        .with_trust_store(TrustStore::default().with_pem_certificate(pem))
+        .build()
+        .map_err(|e| Error::invalid_input(format!("CA bundle {}: {e}", path.display())))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(ctx)
+        .build_https())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        let o = S3Options {
+            part_size: MIB,
+            ..S3Options::default()
+        };
+        assert!(o.validate().unwrap_err().to_string().contains("part_size"));
+        let o = S3Options {
+            endpoint_url: Some("127.0.0.1:9000".into()),
+            ..S3Options::default()
+        };
+        assert!(o.validate().unwrap_err().to_string().contains("http://"));
+        assert!(S3Options::default().validate().is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = StaticCredentials {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_access_key: "very-secret".into(),
+            session_token: Some("tok-secret".into()),
+        };
+        let o = S3Options {
+            credentials: Some(c),
+            ..S3Options::default()
+        };
+        let s = format!("{o:?}");
+        assert!(
+            s.contains("AKIAEXAMPLE") && !s.contains("very-secret") && !s.contains("tok-secret")
+        );
+    }
+
+    #[test]
+    fn a_bad_ca_bundle_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("s3dlio-ca-{}", std::process::id()));
+        std::fs::write(&dir, b"not a certificate").unwrap();
+        let e = https_client_trusting(&dir).unwrap_err();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        let _ = std::fs::remove_file(&dir);
+        let e = https_client_trusting(std::path::Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,218 @@
+//! SDK errors into the one s3dlio error: a kind from the HTTP status and S3 error code, and
+//! a message with both plus the request id, so users can act on it (and quote it to their
+//! storage team).
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use s3dlio_store_core::{Error, ErrorKind, Operation};
+
+/// What we could learn from a failed request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failure {
+    pub status: Option<u16>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+}
+
+pub(crate) fn kind_of(status: Option<u16>, code: Option<&str>) -> ErrorKind {
+    match (status, code) {
+        (_, Some("NoSuchKey" | "NoSuchBucket" | "NoSuchUpload" | "NotFound")) => {
+            ErrorKind::NotFound
+        }
+        (
+            _,
+            Some(
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "TokenRefreshRequired"
+                | "MissingSecurityHeader"
+                | "AuthorizationHeaderMalformed",
+            ),
+        ) => ErrorKind::Unauthenticated,
+        (_, Some("AccessDenied" | "AllAccessDisabled" | "AccountProblem")) => {
+            ErrorKind::PermissionDenied
+        }
+        (_, Some("PreconditionFailed" | "ConditionalRequestConflict")) => {
+            ErrorKind::PreconditionFailed
+        }
+        (_, Some("InvalidRange")) => ErrorKind::RangeNotSatisfiable,
+        (
+            _,
+            Some(
+                "SlowDown"
+                | "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TooManyRequests",
+            ),
+        ) => ErrorKind::RateLimited,
+        (_, Some("RequestTimeout" | "RequestTimeTooSkewed")) => ErrorKind::Timeout,
+        (_, Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => ErrorKind::AlreadyExists,
+        (
+            _,
+            Some(
+                "InvalidBucketName" | "KeyTooLongError" | "InvalidArgument" | "EntityTooSmall"
+                | "EntityTooLarge" | "InvalidPart" | "InvalidPartOrder" | "MalformedXML"
+                | "InvalidRequest" | "BucketNotEmpty",
+            ),
+        ) => ErrorKind::InvalidInput,
+        (_, Some("NotImplemented")) => ErrorKind::NotSupported,
+        (Some(404), _) => ErrorKind::NotFound,
+        (Some(401), _) => ErrorKind::Unauthenticated,
+        (Some(403), _) => ErrorKind::PermissionDenied,
+        (Some(409), _) => ErrorKind::PreconditionFailed,
+        (Some(412), _) => ErrorKind::PreconditionFailed,
+        (Some(416), _) => ErrorKind::RangeNotSatisfiable,
+        (Some(429 | 503), _) => ErrorKind::RateLimited,
+        (Some(400), _) => ErrorKind::InvalidInput,
+        (Some(501), _) => ErrorKind::NotSupported,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// Map a failed SDK call on `uri`.
+pub(crate) fn sdk_error<E>(
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    op: Operation,
+    uri: &str,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let failure = Failure {
+        status: err.raw_response().map(|r| r.status().as_u16()),
+        code: err.code().map(str::to_owned),
+        message: err.message().map(str::to_owned),
+        request_id: err
+            .raw_response()
+            .and_then(|r| r.headers().get("x-amz-request-id").map(str::to_owned)),
+    };
+    let (kind, retryable, what) = match &err {
+        SdkError::TimeoutError(_) => (ErrorKind::Timeout, true, "request timed out".to_owned()),
+        SdkError::DispatchFailure(d) => {
+            let kind = if d.is_timeout() {
+                ErrorKind::Timeout
+            } else if d.is_io() {
+                ErrorKind::Interrupted
+            } else {
+                ErrorKind::Other
+            };
+            // The context names the endpoint and the OS error (e.g. connection refused).
+            (
+                kind,
+                d.is_timeout() || d.is_io(),
+                format!("could not send the request: {}", DisplayErrorContext(&err)),
+            )
+        }
+        SdkError::ResponseError(_) => (
+            ErrorKind::Interrupted,
+            true,
+            format!(
+                "the response was cut off or malformed: {}",
+                DisplayErrorContext(&err)
+            ),
+        ),
+        SdkError::ConstructionFailure(_) => (
+            ErrorKind::InvalidInput,
+            false,
+            format!("could not build the request: {}", DisplayErrorContext(&err)),
+        ),
+        _ => {
+            let kind = kind_of(failure.status, failure.code.as_deref());
+            let retryable = kind.default_retryable()
+                || matches!(failure.status, Some(500 | 502 | 504))
+                || failure.code.as_deref() == Some("InternalError");
+            (kind, retryable, describe(&failure))
+        }
+    };
+    let mut e = Error::new(kind, what)
+        .set_retryable(retryable)
+        .context(op, uri);
+    if let Some(id) = failure.request_id {
+        e = e.with_request_id(id);
+    }
+    e
+}
+
+/// `HTTP 404 NoSuchKey: The specified key does not exist.`
+pub(crate) fn describe(f: &Failure) -> String {
+    let mut s = String::new();
+    if let Some(st) = f.status {
+        s.push_str(&format!("HTTP {st}"));
+    }
+    if let Some(c) = &f.code {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(c);
+    }
+    if let Some(m) = f.message.as_deref().filter(|m| !m.is_empty()) {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    if s.is_empty() {
+        s.push_str("the service returned an error without details");
+    }
+    s
+}
+
+/// The status of a failed call, for callers that treat some statuses specially.
+pub(crate) fn status_of<E>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_codes_and_statuses() {
+        assert_eq!(
+            kind_of(Some(404), Some("NoSuchBucket")),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind_of(Some(403), Some("SignatureDoesNotMatch")),
+            ErrorKind::Unauthenticated
+        );
+        assert_eq!(
+            kind_of(Some(403), Some("InvalidAccessKeyId")),
+            ErrorKind::Unauthenticated
+        );
+        assert_eq!(
+            kind_of(Some(403), Some("AccessDenied")),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(kind_of(Some(503), Some("SlowDown")), ErrorKind::RateLimited);
+        assert_eq!(kind_of(Some(412), None), ErrorKind::PreconditionFailed);
+        assert_eq!(
+            kind_of(Some(416), Some("InvalidRange")),
+            ErrorKind::RangeNotSatisfiable
+        );
+        assert_eq!(kind_of(Some(500), Some("InternalError")), ErrorKind::Other);
+        assert_eq!(kind_of(Some(404), None), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn descriptions_carry_status_code_and_message() {
+        let f = Failure {
+            status: Some(404),
+            code: Some("NoSuchKey".into()),
+            message: Some("The specified key does not exist.".into()),
+            request_id: None,
+        };
+        assert_eq!(
+            describe(&f),
+            "HTTP 404 NoSuchKey: The specified key does not exist."
+        );
+        assert_eq!(
+            describe(&Failure::default()),
+            "the service returned an error without details"
+        );
+    }
+}

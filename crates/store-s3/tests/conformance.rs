@@ -1,0 +1,31 @@
+//! The shared conformance suite against two real S3 servers on loopback.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{store, unique_prefix, Server};
+use s3dlio_store_core::conformance::Fixture;
+
+mod seaweedfs {
+    use super::*;
+
+    async fn fixture(case: &'static str) -> Fixture {
+        Fixture::new(
+            Arc::new(store(Server::SeaweedFs).await),
+            unique_prefix(case),
+        )
+    }
+
+    s3dlio_store_core::conformance_suite!(fixture);
+}
+
+mod moto {
+    use super::*;
+
+    async fn fixture(case: &'static str) -> Fixture {
+        Fixture::new(Arc::new(store(Server::Moto).await), unique_prefix(case))
+    }
+
+    s3dlio_store_core::conformance_suite!(fixture);
+}
