@@ -217,14 +217,17 @@ impl S3Options {
             });
         let shared = loader.load().await;
 
+        // The endpoint may also come from the profile (`endpoint_url`): any custom endpoint
+        // means an S3-compatible store, which wants path-style addressing.
+        let custom_endpoint = endpoint.is_some() || shared.endpoint_url().is_some();
         let mut conf = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(self.effective_path_style(endpoint.is_some())?)
+            .force_path_style(self.effective_path_style(custom_endpoint)?)
             // Checksums are added per request where we want them (see `upload_checksums`);
             // CRC32 on every request by default would double work on the hot path.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         if shared.region().is_none() {
-            if endpoint.is_none() {
+            if !custom_endpoint {
                 tracing::info!("no AWS region configured; using us-east-1");
             }
             conf = conf.region(Region::new("us-east-1"));

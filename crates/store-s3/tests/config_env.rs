@@ -1,0 +1,125 @@
+//! Configuration from the standard AWS environment and files. One test in its own binary:
+//! it sets process-wide environment variables, which parallel tests would race on.
+
+mod common;
+
+use bytes::Bytes;
+use common::{keys, unique_prefix, Server};
+use s3dlio_store_core::{ErrorKind, ObjectStoreExt};
+use s3dlio_store_s3::{S3Options, S3Store};
+
+fn clear_aws_env() {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") && k != "AWS_EC2_METADATA_DISABLED" {
+            std::env::remove_var(k);
+        }
+    }
+}
+
+async fn round_trip(store: &S3Store, what: &str) {
+    let key = format!("{}{what}", unique_prefix("config"));
+    store
+        .put_bytes(&key, Bytes::from(what.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(store.get_bytes(&key).await.unwrap(), what);
+}
+
+#[tokio::test]
+async fn environment_profiles_and_explicit_options() {
+    let endpoint = Server::SeaweedFs.endpoint();
+    let bucket = Server::SeaweedFs.bucket();
+    let (access, secret) = keys();
+    // The bucket exists (created with explicit options).
+    common::store(Server::SeaweedFs).await;
+    let dir = std::env::temp_dir().join(format!("s3dlio-aws-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile s3dlio-test]\nendpoint_url = {endpoint}\n\n[default]\nregion = eu-west-3\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &credentials,
+        format!("[s3dlio-test]\naws_access_key_id = {access}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+
+    // Changing the environment is sound here: this binary runs this one test only.
+    // 1. A named profile from the shared files: endpoint and keys from there, no region
+    //    anywhere (a custom endpoint needs none), path style chosen for the custom endpoint.
+    clear_aws_env();
+    std::env::set_var("AWS_CONFIG_FILE", &config);
+    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &credentials);
+    std::env::set_var("AWS_PROFILE", "s3dlio-test");
+    let store = S3Store::new(bucket, S3Options::default()).await.unwrap();
+    round_trip(&store, "profile-from-env").await;
+
+    // 2. The same profile named explicitly wins over AWS_PROFILE.
+    std::env::set_var("AWS_PROFILE", "default");
+    let opts = S3Options {
+        profile: Some("s3dlio-test".into()),
+        ..S3Options::default()
+    };
+    round_trip(
+        &S3Store::new(bucket, opts).await.unwrap(),
+        "profile-explicit",
+    )
+    .await;
+
+    // 3. Plain environment variables, no files, no region.
+    clear_aws_env();
+    std::env::set_var("AWS_CONFIG_FILE", dir.join("none"));
+    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"));
+    std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
+    std::env::set_var("AWS_ACCESS_KEY_ID", &access);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", &secret);
+    round_trip(
+        &S3Store::new(bucket, S3Options::default()).await.unwrap(),
+        "env-keys",
+    )
+    .await;
+
+    // 4. Explicit options override the environment: a dead endpoint in the environment
+    //    (a closed loopback port) is not used when one is given.
+    std::env::set_var("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let opts = S3Options {
+        endpoint_url: Some(endpoint.clone()),
+        ..S3Options::default()
+    };
+    round_trip(
+        &S3Store::new(bucket, opts).await.unwrap(),
+        "explicit-endpoint",
+    )
+    .await;
+    // ...and the dead one fails clearly, naming that it could not connect, without hanging.
+    let dead = S3Store::new(
+        bucket,
+        S3Options {
+            max_attempts: 1,
+            ..S3Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let e = dead.get_bytes("anything").await.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::Other),
+        "{e}"
+    );
+    assert!(e.to_string().contains("could not send the request"), "{e}");
+
+    // 5. A CA bundle that is not one is refused before any request.
+    std::env::set_var("AWS_CA_BUNDLE", &config);
+    let e = S3Store::new(bucket, S3Options::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("no PEM certificate"), "{e}");
+    clear_aws_env();
+    let _ = std::fs::remove_dir_all(&dir);
+}
