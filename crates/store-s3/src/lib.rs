@@ -93,3 +93,8 @@ pub fn register(registry: &mut Registry) {
 pub fn register_with(registry: &mut Registry, options: S3Options) {
     registry.register(Scheme::S3, S3Factory::new(options));
 }
+
+// The README's examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
