@@ -32,6 +32,9 @@ mod read;
 mod store;
 mod writer;
 
+#[cfg(feature = "object-store-backend")]
+pub mod objstore;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -43,6 +46,9 @@ use tokio::sync::OnceCell;
 
 pub use config::{S3Options, StaticCredentials, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use store::S3Store;
+
+#[cfg(feature = "object-store-backend")]
+pub use objstore::{register_object_store, ObjectStoreS3, ObjectStoreS3Factory};
 
 /// Opens `s3://bucket/...` URIs; every bucket shares one SDK client (one connection pool),
 /// built on first use.

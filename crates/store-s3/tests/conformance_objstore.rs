@@ -1,0 +1,329 @@
+//! The shared conformance suite against two real S3 servers on loopback, through the
+//! object_store implementation of the backend (feature `object-store-backend`), plus what the
+//! suite cannot see of that implementation.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{options, store, unique_prefix, Server};
+use s3dlio_store_core::conformance::{Fixture, Quirk};
+use s3dlio_store_s3::ObjectStoreS3;
+
+/// A store on the server's test bucket. object_store cannot create buckets, so the native
+/// backend makes sure it exists first.
+async fn objstore(server: Server) -> ObjectStoreS3 {
+    store(server).await;
+    ObjectStoreS3::new(server.bucket(), options(server)).expect("object_store client")
+}
+
+mod seaweedfs {
+    use super::*;
+
+    async fn fixture(case: &'static str) -> Fixture {
+        Fixture::new(
+            Arc::new(objstore(Server::SeaweedFs).await),
+            unique_prefix(case),
+        )
+        .with_quirk(
+            Quirk::DelimitedPagesOutOfOrder,
+            "SeaweedFS 4.48 orders a directory by its bare name across pages (dir/ before \
+             dir-x/); every entry still comes exactly once, and within a page we sort",
+        )
+    }
+
+    s3dlio_store_core::conformance_suite!(fixture);
+}
+
+mod moto {
+    use super::*;
+
+    async fn fixture(case: &'static str) -> Fixture {
+        Fixture::new(Arc::new(objstore(Server::Moto).await), unique_prefix(case))
+    }
+
+    s3dlio_store_core::conformance_suite!(fixture);
+}
+
+/// What the conformance suite cannot see: real multipart uploads being aborted, parted reads,
+/// keys object_store refuses, credentials and configuration.
+mod specific {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures::TryStreamExt;
+    use s3dlio_store_core::conformance::{assert_same, pattern};
+    use s3dlio_store_core::{
+        ByteRange, ErrorKind, GetOptions, ObjectStore, ObjectStoreExt, PutOptions, Registry,
+    };
+    use s3dlio_store_s3::{register_object_store, S3Options, S3Store};
+
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    /// Multipart uploads still open for `key`, as the native client sees them.
+    async fn open_uploads(native: &S3Store, key: &str) -> usize {
+        let out = native
+            .client()
+            .list_multipart_uploads()
+            .bucket(native.bucket())
+            .prefix(key)
+            .send()
+            .await
+            .expect("ListMultipartUploads");
+        out.uploads()
+            .iter()
+            .filter(|u| u.key() == Some(key))
+            .count()
+    }
+
+    async fn with(server: Server, opts: S3Options) -> ObjectStoreS3 {
+        store(server).await;
+        ObjectStoreS3::new(server.bucket(), opts).expect("object_store client")
+    }
+
+    #[tokio::test]
+    async fn aborted_failed_and_dropped_writers_leave_no_upload() {
+        let server = Server::Moto;
+        let native = store(server).await;
+        let s = with(
+            server,
+            S3Options {
+                part_size: 5 * MIB,
+                multipart_threshold: 5 * MIB,
+                ..options(server)
+            },
+        )
+        .await;
+        let key = format!("{}aborted.bin", unique_prefix("objs-abort"));
+        let mut w = s.writer(&key, PutOptions::default()).await.unwrap();
+        w.write(pattern(1, 12 * MIB)).await.unwrap();
+        assert_eq!(open_uploads(&native, &key).await, 1, "no upload under way");
+        w.abort().await.unwrap();
+        assert_eq!(open_uploads(&native, &key).await, 0, "abort left an upload");
+        assert_eq!(s.head(&key).await.unwrap_err().kind(), ErrorKind::NotFound);
+
+        let dropped = format!("{key}.dropped");
+        let mut w = s.writer(&dropped, PutOptions::default()).await.unwrap();
+        w.write(pattern(2, 12 * MIB)).await.unwrap();
+        assert_eq!(open_uploads(&native, &dropped).await, 1);
+        drop(w);
+        // The abort runs in the background; give it a moment.
+        let mut left = 1;
+        for _ in 0..50 {
+            left = open_uploads(&native, &dropped).await;
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(left, 0, "a dropped writer left its upload");
+        assert_eq!(
+            s.head(&dropped).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn multipart_writes_keep_content_type_and_metadata() {
+        let server = Server::SeaweedFs;
+        let native = store(server).await;
+        let s = with(
+            server,
+            S3Options {
+                part_size: 5 * MIB,
+                multipart_threshold: 5 * MIB,
+                ..options(server)
+            },
+        )
+        .await;
+        let key = format!("{}meta.bin", unique_prefix("objs-mpmeta"));
+        let mut opts = PutOptions {
+            content_type: Some("application/x-parts".into()),
+            ..PutOptions::default()
+        };
+        opts.metadata.insert("origin".into(), "objstore".into());
+        let data = pattern(4, 11 * MIB + 7);
+        let mut w = s.writer(&key, opts).await.unwrap();
+        w.write(data.clone()).await.unwrap();
+        assert_eq!(open_uploads(&native, &key).await, 1, "no upload under way");
+        let put = w.complete().await.unwrap();
+        let meta = s.head(&key).await.unwrap();
+        assert_eq!(meta.content_type.as_deref(), Some("application/x-parts"));
+        assert_eq!(
+            meta.metadata.get("origin").map(String::as_str),
+            Some("objstore")
+        );
+        assert_eq!((meta.size, meta.etag), (data.len() as u64, put.etag));
+        assert_same(&s.get_bytes(&key).await.unwrap(), &data, "multipart write");
+        s.delete(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn conditional_writers_past_the_threshold_are_one_conditional_put() {
+        let server = Server::SeaweedFs;
+        let native = store(server).await;
+        let s = with(
+            server,
+            S3Options {
+                multipart_threshold: 5 * MIB,
+                ..options(server)
+            },
+        )
+        .await;
+        let key = format!("{}once.bin", unique_prefix("objs-cond"));
+        let data = pattern(5, 11 * MIB);
+        let mut w = s.writer(&key, PutOptions::create()).await.unwrap();
+        w.write(data.clone()).await.unwrap();
+        assert_eq!(open_uploads(&native, &key).await, 0, "went multipart");
+        let first = w.complete().await.unwrap();
+        assert_same(
+            &s.get_bytes(&key).await.unwrap(),
+            &data,
+            "create-only writer",
+        );
+
+        let mut w = s.writer(&key, PutOptions::create()).await.unwrap();
+        w.write(pattern(6, 11 * MIB)).await.unwrap();
+        assert_eq!(
+            w.complete().await.unwrap_err().kind(),
+            ErrorKind::AlreadyExists
+        );
+        let mut w = s
+            .writer(&key, PutOptions::if_match(first.etag.clone().unwrap()))
+            .await
+            .unwrap();
+        w.write(pattern(7, 11 * MIB)).await.unwrap();
+        w.complete().await.expect("matching If-Match writer");
+        assert_same(
+            &s.get_bytes(&key).await.unwrap(),
+            &pattern(7, 11 * MIB),
+            "If-Match writer",
+        );
+        s.delete(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn parted_reads_are_pinned_to_one_version() {
+        let server = Server::SeaweedFs;
+        let s = with(
+            server,
+            S3Options {
+                get_part_size: MIB,
+                get_concurrency: 3,
+                ..options(server)
+            },
+        )
+        .await;
+        let key = format!("{}parted.bin", unique_prefix("objs-parts"));
+        let data = pattern(8, 4 * MIB + 3);
+        s.put_bytes(&key, data.clone()).await.unwrap();
+
+        let streamed: Vec<Bytes> = s
+            .get(&key, GetOptions::default())
+            .await
+            .unwrap()
+            .into_stream()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_same(&streamed.concat(), &data, "streamed parts");
+        let from = (MIB + 5) as u64;
+        let got = s.get_range(&key, ByteRange::From(from)).await.unwrap();
+        assert_same(&got, &data[MIB + 5..], "ranged parts");
+        let got = s
+            .get_range(&key, ByteRange::from(10..(3 * MIB) as u64))
+            .await
+            .unwrap();
+        assert_same(&got, &data[10..3 * MIB], "bounded parts");
+
+        // Overwritten between the first part and the rest: the read fails, never mixes.
+        let res = s.get(&key, GetOptions::default()).await.unwrap();
+        s.put_bytes(&key, pattern(9, 4 * MIB + 3)).await.unwrap();
+        let e = res.bytes().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PreconditionFailed, "{e}");
+        s.delete(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_object_store_cannot_hold_are_refused_by_name() {
+        let s = super::objstore(Server::Moto).await;
+        let prefix = unique_prefix("objs-keys");
+        for bad in ["a//b", "a/./b", "a/../b", "trailing/"] {
+            let key = format!("{prefix}{bad}");
+            let e = s
+                .put_bytes(&key, Bytes::from_static(b"x"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().contains(&format!("{key:?}")), "{e}");
+            assert_eq!(
+                s.head(&key).await.unwrap_err().kind(),
+                ErrorKind::InvalidInput
+            );
+        }
+        let good = format!("{prefix}good");
+        s.put_bytes(&good, Bytes::from_static(b"x")).await.unwrap();
+        let results = s
+            .delete_many(vec![good.clone(), format!("{prefix}bad//key")])
+            .await
+            .unwrap();
+        assert!(results[0].is_ok());
+        assert_eq!(
+            results[1].as_ref().unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert!(!s.exists(&good).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn wrong_credentials_are_unauthenticated() {
+        let server = Server::SeaweedFs;
+        let mut opts = options(server);
+        opts.credentials.as_mut().unwrap().secret_access_key = "definitely-wrong".into();
+        let s = with(server, opts).await;
+        let key = format!("{}obj", unique_prefix("objs-creds"));
+        let e = s
+            .put_bytes(&key, Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("SignatureDoesNotMatch"), "{msg}");
+        assert!(
+            !msg.contains("definitely-wrong"),
+            "the secret leaked: {msg}"
+        );
+    }
+
+    /// Credentials, endpoint and region from the environment, through a registry. The values
+    /// are the SeaweedFS ones, so other tests of this binary, which set everything
+    /// explicitly, are unaffected; the metadata endpoint points at loopback so a missing
+    /// credential could never reach out.
+    #[tokio::test]
+    async fn environment_fallback_through_the_registry() {
+        let server = Server::SeaweedFs;
+        store(server).await;
+        let (access, secret) = common::keys();
+        std::env::set_var("AWS_ACCESS_KEY_ID", &access);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", &secret);
+        std::env::set_var("AWS_ENDPOINT_URL", server.endpoint());
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1");
+        let mut registry = Registry::with_parse_options(Default::default());
+        register_object_store(&mut registry, S3Options::default());
+        let uri = format!(
+            "s3://{}/{}env.txt",
+            server.bucket(),
+            unique_prefix("objs-env")
+        );
+        let (s, key) = registry.resolve(&uri).await.unwrap();
+        assert!(format!("{s:?}").contains("ObjectStoreS3"), "{s:?}");
+        s.put_bytes(&key, Bytes::from_static(b"from env"))
+            .await
+            .unwrap();
+        assert_eq!(s.get_bytes(&key).await.unwrap(), "from env");
+        s.delete(&key).await.unwrap();
+    }
+}
