@@ -59,6 +59,9 @@ pub fn options(server: Server) -> S3Options {
             secret_access_key,
             session_token: None,
         }),
+        // moto answers concurrent PUTs to one key with an occasional 500 (a race in its
+        // in-memory store: "I/O operation on closed file"); a few more retries absorb it.
+        max_attempts: if server == Server::Moto { 8 } else { 3 },
         ..S3Options::default()
     }
 }
