@@ -1,24 +1,30 @@
 //! Repository automation, run as `cargo xtask <command>`.
 //!
-//! - `cargo xtask test` — rustfmt check, clippy (warnings are errors), every test of the
-//!   workspace.
+//! - `cargo xtask test` — rustfmt check, clippy (warnings are errors), then every test of
+//!   the workspace against S3-compatible servers it starts on 127.0.0.1; see
+//!   `docs/TESTING.md`.
+//! - `cargo xtask servers` — start those servers for a developer's shell, until Ctrl-C.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N]` — benchmarks against peers measured
 //!   in the same run; see `docs/PERFORMANCE.md`.
 //!
-//! A plain binary with few dependencies (only `libc`, for child-process CPU accounting), so
-//! it builds in seconds.
+//! A plain binary with few dependencies (only `libc`, for child-process CPU accounting and
+//! process control), so it builds in seconds.
 
 mod bench;
 mod measure;
+mod servers;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("servers") => serve(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -38,7 +44,12 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test [--no-clippy]            rustfmt check and clippy -D warnings, then every test
+  test [options]                rustfmt check and clippy -D warnings, then every test
+                                against S3 servers started on 127.0.0.1 (docs/TESTING.md)
+        --no-clippy             skip clippy
+        --no-servers            start no servers (tests that need them fail)
+  servers                       start the S3 test servers, print their variables as
+                                `export` lines, and keep them up until Ctrl-C
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, all)
         --quick                 small data, for CI smoke runs (numbers are not judged)
         --runs N                repetitions per contender (default 3; the median is reported)
@@ -53,14 +64,27 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Run a command in the workspace root, failing with its command line if it fails.
+/// Run a command in the workspace root, failing with its command line if it fails. A signal
+/// caught while it runs (see `servers::catch_signals`) is passed on to it.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     let line = format!("{cmd:?}");
     eprintln!("xtask: running {line}");
-    let status = cmd
+    let mut child = cmd
         .current_dir(root())
-        .status()
+        .spawn()
         .map_err(|e| format!("{line}: {e}"))?;
+    let mut forwarded = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{line}: {e}"))? {
+            break status;
+        }
+        if let (Some(sig), false) = (servers::caught_signal(), forwarded) {
+            // SAFETY: a plain syscall; the child is not reaped yet, so its pid is still its.
+            unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+            forwarded = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     if status.success() {
         Ok(())
     } else {
@@ -74,12 +98,15 @@ fn cargo() -> Command {
 
 fn test(args: &[String]) -> Result<(), String> {
     let mut clippy = true;
+    let mut start_servers = true;
     for a in args {
         match a.as_str() {
             "--no-clippy" => clippy = false,
+            "--no-servers" => start_servers = false,
             other => return Err(format!("test: unknown option '{other}'")),
         }
     }
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     if clippy {
         run(cargo().args([
             "clippy",
@@ -90,8 +117,63 @@ fn test(args: &[String]) -> Result<(), String> {
             "warnings",
         ]))?;
     }
-    run(cargo().args(["test", "--workspace", "--all-targets"]))?;
-    // Doc tests are not part of --all-targets.
-    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    // Every build and test step gets the same environment, so cargo does not rebuild.
+    let cargo_test = |args: &[&str], env: &[(String, String)]| {
+        let mut c = cargo();
+        c.args(["test", "--workspace"]).args(args);
+        servers::scrub_aws(&mut c);
+        c.envs(env.iter().map(|(k, v)| (k, v)));
+        c
+    };
+    // Build first, so the servers do not sit idle while the tests compile.
+    run(&mut cargo_test(&["--all-targets", "--no-run"], &[]))?;
+    let mut servers = None;
+    if start_servers {
+        let tools = tools::install()?;
+        servers::catch_signals();
+        let s = servers::start(&tools)?;
+        for (k, v) in &s.env {
+            eprintln!("xtask: {k}={v}");
+        }
+        servers = Some(s);
+    }
+    let env = servers.as_ref().map_or(&[][..], |s| &s.env[..]);
+    let result = run(&mut cargo_test(&["--all-targets"], env))
+        // Doc tests are not part of --all-targets.
+        .and_then(|()| run(&mut cargo_test(&["--doc"], env)));
+    if let (Err(_), Some(s)) = (&result, &mut servers) {
+        if servers::caught_signal().is_none() {
+            s.keep_logs();
+        }
+    }
+    result
+}
+
+/// `cargo xtask servers`: the servers of `cargo xtask test`, for running tests by hand.
+fn serve(args: &[String]) -> Result<(), String> {
+    if let Some(a) = args.first() {
+        return Err(format!("servers: unknown option '{a}'"));
+    }
+    let tools = tools::install()?;
+    servers::catch_signals();
+    let mut servers = servers::start(&tools)?;
+    let mut sh = String::new();
+    let unset = servers::inherited_aws_vars();
+    if !unset.is_empty() {
+        sh += &format!("unset {}\n", unset.join(" "));
+    }
+    sh += "export AWS_EC2_METADATA_DISABLED=true\n";
+    for (k, v) in &servers.env {
+        sh += &format!("export {k}='{v}'\n");
+    }
+    let file = servers.dir.join("env.sh");
+    std::fs::write(&file, &sh).map_err(|e| format!("{}: {e}", file.display()))?;
+    print!("{sh}");
+    eprintln!(
+        "xtask: servers are up; in another shell: source {}\nxtask: Ctrl-C stops them",
+        file.display()
+    );
+    servers.wait_for_signal()?;
+    eprintln!("xtask: stopping the servers");
     Ok(())
 }

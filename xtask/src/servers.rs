@@ -1,0 +1,424 @@
+//! The S3-compatible servers the tests run against, on 127.0.0.1 only: SeaweedFS
+//! (`weed mini`, which checks SigV4 signatures) and moto (which accepts any keys). Each run
+//! gets fresh data under `target/test-tools/run-<pid>/`; the tests find the servers through
+//! the `S3DLIO_TEST_*` variables in [`Servers::env`] (see docs/TESTING.md).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::root;
+use crate::tools::Tools;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to exit after SIGTERM before it gets SIGKILL
+/// (SeaweedFS takes about 3 s).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// SeaweedFS's gRPC ports are its HTTP ports plus this.
+const GRPC_OFFSET: u16 = 10_000;
+
+/// Running servers. Dropping this stops them and removes their run directory, unless
+/// [`Servers::keep_logs`] was called (then only the logs stay).
+#[derive(Debug)]
+pub struct Servers {
+    pub dir: PathBuf,
+    /// What the test processes need: `S3DLIO_TEST_*` names and values.
+    pub env: Vec<(String, String)>,
+    children: Vec<Server>,
+    keep_logs: bool,
+}
+
+#[derive(Debug)]
+struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+/// Start both servers and wait until they answer.
+pub fn start(tools: &Tools) -> Result<Servers, String> {
+    let runs = root().join("target/test-tools");
+    remove_stale_runs(&runs);
+    let dir = runs.join(format!("run-{}", std::process::id()));
+    let data = dir.join("seaweedfs-data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let mut rng = Rng::new();
+    let access_key = rng.alnum(20, false);
+    let secret_key = rng.alnum(40, true);
+
+    // Hold every chosen port until all are chosen, so the two servers cannot collide.
+    let weed_offsets = [0, 1, 2, 3, 4].map(|o| [o, o + GRPC_OFFSET]).concat();
+    let (weed_port, held) = free_ports(&mut rng, &weed_offsets)?;
+    let (moto_port, held2) = free_ports(&mut rng, &[0])?;
+    drop((held, held2));
+
+    let mut servers = Servers {
+        dir,
+        env: Vec::new(),
+        children: Vec::new(),
+        // Until both are up, a failure keeps the logs for the developer.
+        keep_logs: true,
+    };
+    let p = |o: u16| (weed_port + o).to_string();
+    let mut weed = Command::new(&tools.weed);
+    // Global flags come before `mini`: log to our file, not to files in /tmp.
+    weed.args(["-logtostderr", "mini"])
+        .arg(format!("-dir={}", data.display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-s3.port={}", p(0)))
+        .arg(format!("-master.port={}", p(1)))
+        .arg(format!("-volume.port={}", p(2)))
+        .arg(format!("-filer.port={}", p(3)))
+        .arg(format!("-admin.port={}", p(4)))
+        .args(["-admin.ui=false", "-webdav=false"])
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .args(["-master.telemetry=false", "-volume.max=1000"])
+        .arg("-master.volumeSizeLimitMB=64")
+        // In the run directory (relative: short enough for any workspace path), not in
+        // /tmp, where SeaweedFS leaves the S3 one behind.
+        .args(["-s3.localSocket=s3.sock", "-filer.localSocket=filer.sock"])
+        // Behave as AWS does: no bucket appears on a PUT, a non-empty bucket stays.
+        .args([
+            "-s3.autoCreateBucket=false",
+            "-s3.allowDeleteBucketNotEmpty=false",
+        ]);
+    scrub_aws(&mut weed);
+    // weed mini takes its one identity from these.
+    weed.env("AWS_ACCESS_KEY_ID", &access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret_key);
+    servers.spawn("seaweedfs", &mut weed)?;
+
+    let mut moto = Command::new(&tools.moto_server);
+    moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
+    scrub_aws(&mut moto);
+    servers.spawn("moto", &mut moto)?;
+
+    // Anonymous `GET /`: SeaweedFS refuses it (403) once S3 is up, moto lists buckets (200).
+    let deadline = Instant::now() + READY_TIMEOUT;
+    servers.wait_ready(0, weed_port, 403, deadline)?;
+    servers.wait_ready(1, moto_port, 200, deadline)?;
+    servers.keep_logs = false;
+
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    servers.env = [
+        ("S3DLIO_TEST_SERVERS", "1".to_owned()),
+        ("S3DLIO_TEST_S3_SEAWEEDFS", url(weed_port)),
+        ("S3DLIO_TEST_S3_MOTO", url(moto_port)),
+        ("S3DLIO_TEST_S3_ACCESS_KEY", access_key),
+        ("S3DLIO_TEST_S3_SECRET_KEY", secret_key),
+        ("S3DLIO_TEST_PYTHON", tools.python.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Ok(servers)
+}
+
+/// Remove the run directories of earlier xtask processes that are gone: the logs of a
+/// failed run stay until the next run, and a killed run's data does not pile up.
+fn remove_stale_runs(runs: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("run-")) else {
+            continue;
+        };
+        let ours = pid == std::process::id().to_string();
+        if ours || !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Keep the developer's AWS settings (profile, keys, endpoint, region) out of a command, so
+/// tests see only what we give them; and stop any credential chain from trying the
+/// instance-metadata address. `AWS_LC_*` stays: it configures the build of aws-lc-sys
+/// (changing it would rebuild that crate), not access to AWS.
+pub fn scrub_aws(cmd: &mut Command) {
+    for name in inherited_aws_vars() {
+        cmd.env_remove(name);
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+/// The `AWS_*` variables [`scrub_aws`] removes from this process's environment.
+pub fn inherited_aws_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("AWS_") && !k.starts_with("AWS_LC_"))
+        .collect()
+}
+
+impl Servers {
+    /// Keep the logs when the servers stop (a test failed and they may tell why).
+    pub fn keep_logs(&mut self) {
+        self.keep_logs = true;
+    }
+
+    /// Block until SIGINT/SIGTERM (Ok) or until a server exits by itself (Err).
+    pub fn wait_for_signal(&mut self) -> Result<(), String> {
+        loop {
+            if caught_signal().is_some() {
+                return Ok(());
+            }
+            for s in &self.children {
+                if exited(&s.child) {
+                    self.keep_logs = true;
+                    return Err(format!("{} exited by itself\n{}", s.name, tail(&s.log)));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn spawn(&mut self, name: &'static str, cmd: &mut Command) -> Result<(), String> {
+        let log = self.dir.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let parent = std::process::id() as libc::pid_t;
+        cmd.current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Its own group: the terminal's Ctrl-C goes to xtask, which stops it in order,
+            // and the whole group can be signalled.
+            .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and makes only
+        // async-signal-safe calls (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                // Die with xtask however xtask ends, even by SIGKILL.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // xtask may have died before the prctl took effect.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("xtask exited"));
+                }
+                Ok(())
+            })
+        };
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {name} ({cmd:?}): {e}"))?;
+        self.children.push(Server { name, child, log });
+        Ok(())
+    }
+
+    fn wait_ready(
+        &self,
+        i: usize,
+        port: u16,
+        status: u16,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let s = &self.children[i];
+        loop {
+            if exited(&s.child) {
+                return Err(format!(
+                    "{} exited during startup\n{}",
+                    s.name,
+                    tail(&s.log)
+                ));
+            }
+            let got = http_status(port);
+            if got == Some(status) {
+                return Ok(());
+            }
+            if caught_signal().is_some() {
+                return Err("interrupted".into());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not come up on 127.0.0.1:{port} within {} s (GET / answered {}, \
+                     expected {status})\n{}",
+                    s.name,
+                    READY_TIMEOUT.as_secs(),
+                    got.map_or("nothing".into(), |c| c.to_string()),
+                    tail(&s.log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for s in self.children.iter_mut().rev() {
+            stop(&mut s.child);
+        }
+        if self.keep_logs {
+            let _ = std::fs::remove_dir_all(self.dir.join("seaweedfs-data"));
+            eprintln!("xtask: server logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// SIGTERM the child's process group, SIGKILL it after the grace period, then reap it.
+fn stop(child: &mut Child) {
+    let group = child.id() as libc::pid_t;
+    // SAFETY: plain syscalls. The group id cannot name anyone else: it is our child's pid,
+    // and the child is not reaped until the end.
+    unsafe { libc::kill(-group, libc::SIGTERM) };
+    let deadline = Instant::now() + STOP_GRACE;
+    let mut killed = false;
+    while !exited(child) {
+        if !killed && Instant::now() > deadline {
+            // SAFETY: as above.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Whatever else is still in the group (the exited leader keeps the id reserved).
+    // SAFETY: as above.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Whether the child has exited, without reaping it (so its pid stays ours to signal).
+fn exited(child: &Child) -> bool {
+    // SAFETY: an all-zero siginfo_t is valid; waitid only writes into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the out-pointer is valid for the call.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            child.id(),
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if r == -1 {
+        // ECHILD: already reaped. EINTR: ask again next time.
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD);
+    }
+    // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zero: still running).
+    unsafe { info.si_pid() != 0 }
+}
+
+/// The status code of an anonymous `GET /`, or None if nothing answers.
+fn http_status(port: u16) -> Option<u16> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    // "HTTP/1.1 403 ..." : the status is in the first 12 bytes.
+    while n < 12 {
+        match s.read(&mut head[n..]) {
+            Ok(0) | Err(_) => return None,
+            Ok(k) => n += k,
+        }
+    }
+    let line = std::str::from_utf8(&head[..n]).ok()?;
+    line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+}
+
+/// A base port such that base + each offset is free on 127.0.0.1, with listeners holding
+/// those ports until dropped.
+fn free_ports(rng: &mut Rng, offsets: &[u16]) -> Result<(u16, Vec<TcpListener>), String> {
+    for _ in 0..200 {
+        // 20000..40000: below most ephemeral ranges' start, with room for the gRPC offset.
+        let base = 20_000 + (rng.next() % 20_000) as u16;
+        let held: Result<Vec<_>, _> = offsets
+            .iter()
+            .map(|o| TcpListener::bind((Ipv4Addr::LOCALHOST, base + o)))
+            .collect();
+        if let Ok(held) = held {
+            return Ok((base, held));
+        }
+    }
+    Err("found no free ports on 127.0.0.1 in 20000..50000".into())
+}
+
+/// The last lines of a log, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(30);
+    format!(
+        "last lines of {}:\n{}",
+        log.display(),
+        lines[start..].join("\n")
+    )
+}
+
+/// Keys and ports that differ from run to run (xorshift seeded by time and pid); nothing
+/// here needs to be secret, only unlikely to collide.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Rng(nanos ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn alnum(&mut self, len: usize, lowercase: bool) -> String {
+        let chars: &[u8] = if lowercase {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        } else {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+        };
+        (0..len)
+            .map(|_| chars[(self.next() % chars.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, Ordering::SeqCst);
+}
+
+/// Catch the first SIGINT or SIGTERM so the servers are stopped and cleaned up in order; a
+/// second one takes the default action (xtask dies, and PDEATHSIG takes the servers along).
+pub fn catch_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: an all-zero sigaction is valid; the handler only stores to an atomic,
+        // which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The signal caught by [`catch_signals`]' handler, if any.
+pub fn caught_signal() -> Option<libc::c_int> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
