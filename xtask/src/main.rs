@@ -96,6 +96,9 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Optional features whose code the tests cover too (the alternative S3 backend).
+const FEATURES: [&str; 2] = ["--features", "s3dlio-store-s3/object-store-backend"];
+
 fn test(args: &[String]) -> Result<(), String> {
     let mut clippy = true;
     let mut start_servers = true;
@@ -108,19 +111,15 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     if clippy {
-        run(cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+        run(cargo()
+            .args(["clippy", "--workspace", "--all-targets"])
+            .args(FEATURES)
+            .args(["--", "-D", "warnings"]))?;
     }
     // Every build and test step gets the same environment, so cargo does not rebuild.
     let cargo_test = |args: &[&str], env: &[(String, String)]| {
         let mut c = cargo();
-        c.args(["test", "--workspace"]).args(args);
+        c.args(["test", "--workspace"]).args(FEATURES).args(args);
         servers::scrub_aws(&mut c);
         c.envs(env.iter().map(|(k, v)| (k, v)));
         c

@@ -40,6 +40,9 @@ pub enum Quirk {
     /// Common prefixes do not come in byte order across pages (e.g. `dir/` before `dir-x/`
     /// when a page holds one entry). Within a page the backend sorts them.
     DelimitedPagesOutOfOrder,
+    /// Create-only writes (`If-None-Match: *`) that race on one key may both succeed: the
+    /// server checks the condition, but not atomically with the write.
+    CreateOnlyRaces,
 }
 
 /// A store and the key prefix one case may use (unique per case, ending in `/`).
@@ -695,7 +698,14 @@ pub async fn create_only(f: Fixture) {
     }))
     .await;
     let winners = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(winners, 1, "{winners} create-only writers succeeded");
+    if f.skips(
+        Quirk::CreateOnlyRaces,
+        "exactly one winner among racing create-only writers",
+    ) {
+        assert!(winners >= 1, "no create-only writer succeeded");
+    } else {
+        assert_eq!(winners, 1, "{winners} create-only writers succeeded");
+    }
     for r in results.into_iter().filter_map(|r| r.err()) {
         assert_eq!(r.kind(), ErrorKind::AlreadyExists);
     }
