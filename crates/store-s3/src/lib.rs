@@ -44,7 +44,9 @@ use s3dlio_store_core::{
 };
 use tokio::sync::OnceCell;
 
-pub use config::{S3Options, StaticCredentials, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use config::{
+    S3Options, StaticCredentials, UploadIntegrity, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
+};
 pub use store::S3Store;
 
 #[cfg(feature = "object-store-backend")]

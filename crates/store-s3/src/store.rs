@@ -19,7 +19,7 @@ use s3dlio_store_core::{
     PutResult, Result,
 };
 
-use crate::config::S3Options;
+use crate::config::{S3Options, UploadIntegrity};
 use crate::error::sdk_error;
 use crate::writer::S3Writer;
 
@@ -336,20 +336,19 @@ pub(crate) async fn put_object(
         )
         .set_if_none_match(if_none_match)
         .set_if_match(if_match);
-    if s.opts.upload_checksums {
+    if s.opts.upload_integrity == UploadIntegrity::Crc32c {
         req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C);
     }
-    let out = req
-        .customize()
-        .disable_payload_signing()
-        .send()
-        .await
-        .map_err(|e| {
-            created_conflict(
-                sdk_error(e, Operation::Put, &s.uri(key)),
-                opts.mode == PutMode::Create,
-            )
-        })?;
+    let mut req = req.customize();
+    if s.opts.upload_integrity != UploadIntegrity::SignedPayload {
+        req = req.disable_payload_signing();
+    }
+    let out = req.send().await.map_err(|e| {
+        created_conflict(
+            sdk_error(e, Operation::Put, &s.uri(key)),
+            opts.mode == PutMode::Create,
+        )
+    })?;
     Ok(PutResult {
         etag: out.e_tag().map(str::to_owned),
         size,

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use s3dlio_store_core::{Error, ObjectWriter, Operation, PutMode, PutOptions, PutResult, Result};
 use tokio::task::JoinSet;
 
-use crate::config::{MAX_PARTS, MAX_PART_SIZE};
+use crate::config::{UploadIntegrity, MAX_PARTS, MAX_PART_SIZE};
 use crate::error::sdk_error;
 use crate::store::{abort_upload, conditions, created_conflict, put_object, Shared};
 
@@ -85,7 +85,7 @@ impl S3Writer {
                 (!self.opts.metadata.is_empty())
                     .then(|| self.opts.metadata.clone().into_iter().collect()),
             );
-        if s.opts.upload_checksums {
+        if s.opts.upload_integrity == UploadIntegrity::Crc32c {
             req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C);
         }
         let out = req
@@ -150,12 +150,14 @@ impl S3Writer {
                 .upload_id(upload_id)
                 .part_number(n as i32)
                 .body(body.into());
-            if shared.opts.upload_checksums {
+            if shared.opts.upload_integrity == UploadIntegrity::Crc32c {
                 req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C);
             }
+            let mut req = req.customize();
+            if shared.opts.upload_integrity != UploadIntegrity::SignedPayload {
+                req = req.disable_payload_signing();
+            }
             let out = req
-                .customize()
-                .disable_payload_signing()
                 .send()
                 .await
                 .map_err(|e| sdk_error(e, Operation::Write, &uri))?;

@@ -10,7 +10,7 @@ use object_store::aws::{
 use object_store::{Certificate, ClientOptions, RetryConfig, StaticCredentialProvider};
 use s3dlio_store_core::{Error, ErrorKind, Result};
 
-use crate::config::S3Options;
+use crate::config::{S3Options, UploadIntegrity};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -124,13 +124,18 @@ pub(crate) fn build(bucket: &str, opts: &S3Options) -> Result<AmazonS3> {
         .with_conditional_put(S3ConditionalPut::ETagMatch)
         .with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
 
-    // object_store has no CRC32C; CRC64NVME is its cheap checksum for the server to verify, and
-    // with it the payload need not be hashed into the signature (the costly SHA-256).
-    // Without checksums (as in the native backend) the payload goes unverified, unless
-    // AWS_CHECKSUM_ALGORITHM asks object_store for one.
-    b = b.with_unsigned_payload(true);
-    if opts.upload_checksums {
-        b = b.with_checksum_algorithm(Checksum::CRC64NVME);
+    // object_store has no CRC32C; CRC64NVME is its cheap checksum for the server to verify,
+    // and with it the payload need not be hashed into the signature (the costly SHA-256).
+    // With `UploadIntegrity::None` the payload goes unverified, unless AWS_CHECKSUM_ALGORITHM
+    // asks object_store for a checksum.
+    match opts.upload_integrity {
+        UploadIntegrity::Crc32c => {
+            b = b
+                .with_unsigned_payload(true)
+                .with_checksum_algorithm(Checksum::CRC64NVME)
+        }
+        UploadIntegrity::SignedPayload => b = b.with_unsigned_payload(false),
+        UploadIntegrity::None => b = b.with_unsigned_payload(true),
     }
 
     b = b.with_retry(RetryConfig {

@@ -59,7 +59,7 @@
 //! | `max_attempts` | honoured, as object_store's `max_retries = max_attempts - 1` with its own backoff; object_store also stops retrying after 3 minutes |
 //! | `connect_timeout`, `read_timeout` | honoured |
 //! | `attempt_timeout` | honoured as the timeout of each request; unset, requests have none (object_store's default of 30 s would cut off large parts), unless `AWS_TIMEOUT` sets one |
-//! | `upload_checksums` | honoured with another algorithm: object_store has no CRC32C, so uploads carry a CRC64NVME checksum for the server to verify; either way the payload is not hashed into the signature (off: no checksum, unless `AWS_CHECKSUM_ALGORITHM` asks for one) |
+//! | `upload_integrity` | `Crc32c` honoured with another algorithm: object_store has no CRC32C, so uploads carry a CRC64NVME checksum for the server to verify, with an unsigned payload; `SignedPayload` signs a SHA-256 of the payload; `None` sends neither (unless `AWS_CHECKSUM_ALGORITHM` asks for a checksum) |
 //! | `profile` | **not supported**: object_store reads no `~/.aws/config` or `~/.aws/credentials` (so no profiles, SSO or `credential_process` either); a profile fails at construction with `NotSupported`, and `AWS_PROFILE` is not read |
 //!
 //! # Limits and differences from the native backend
