@@ -26,6 +26,7 @@ pub mod memory;
 pub mod registry;
 pub mod store;
 pub mod types;
+pub mod units;
 pub mod uri;
 
 #[cfg(feature = "conformance")]
@@ -43,6 +44,7 @@ pub use types::{
     ByteRange, Capabilities, CopyOptions, GetOptions, ListItem, ListOptions, ListPage, ObjectMeta,
     PutMode, PutOptions, PutResult,
 };
+pub use units::{parse_count, parse_size};
 pub use uri::{ObjectUri, ParseOptions, Scheme};
 
 /// Re-exports used by exported macros.

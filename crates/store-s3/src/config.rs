@@ -159,6 +159,52 @@ impl S3Options {
         Ok(())
     }
 
+    /// These options with tuning from `S3DLIO_*` environment variables applied (the
+    /// original s3dlio's names where it had them): `S3DLIO_GET_PART_SIZE`,
+    /// `S3DLIO_RANGE_CONCURRENCY`, `S3DLIO_MULTIPART_THRESHOLD`, `S3DLIO_PART_SIZE`,
+    /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`. Sizes take units (`8MiB`). A value
+    /// that does not parse is an error naming the variable.
+    pub fn with_env_overrides(mut self) -> Result<Self> {
+        fn get<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
+            env(name)
+                .map(|v| {
+                    parse(&v).map_err(|e| Error::invalid_input(format!("{name}: {}", e.message())))
+                })
+                .transpose()
+        }
+        let size = |v: &str| {
+            s3dlio_store_core::parse_size(v).and_then(|n| {
+                usize::try_from(n).map_err(|_| Error::invalid_input(format!("'{v}' is too large")))
+            })
+        };
+        let count = |v: &str| {
+            s3dlio_store_core::parse_count(v).and_then(|n| {
+                usize::try_from(n).map_err(|_| Error::invalid_input(format!("'{v}' is too large")))
+            })
+        };
+        if let Some(v) = get("S3DLIO_GET_PART_SIZE", size)? {
+            self.get_part_size = v;
+        }
+        if let Some(v) = get("S3DLIO_RANGE_CONCURRENCY", count)? {
+            self.get_concurrency = v;
+        }
+        if let Some(v) = get("S3DLIO_MULTIPART_THRESHOLD", size)? {
+            self.multipart_threshold = v;
+        }
+        if let Some(v) = get("S3DLIO_PART_SIZE", size)? {
+            self.part_size = v;
+        }
+        if let Some(v) = get("S3DLIO_UPLOAD_CONCURRENCY", count)? {
+            self.upload_concurrency = v;
+        }
+        if let Some(v) = get("S3DLIO_MAX_ATTEMPTS", count)? {
+            self.max_attempts = u32::try_from(v)
+                .map_err(|_| Error::invalid_input("S3DLIO_MAX_ATTEMPTS is too large"))?;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
     /// The endpoint from the options or the environment.
     pub fn effective_endpoint(&self) -> Option<String> {
         self.endpoint_url

@@ -57,21 +57,42 @@ pub use objstore::{register_object_store, ObjectStoreS3, ObjectStoreS3Factory};
 #[derive(Debug, Default)]
 pub struct S3Factory {
     options: S3Options,
-    client: OnceCell<Client>,
+    /// Apply `S3DLIO_*` tuning from the environment when the client is built.
+    env_tuning: bool,
+    client: OnceCell<(Client, S3Options)>,
 }
 
 impl S3Factory {
+    /// A factory using exactly `options` (the AWS environment still supplies what they
+    /// leave unset: endpoint, region, credentials).
     pub fn new(options: S3Options) -> Self {
         Self {
             options,
+            env_tuning: false,
             client: OnceCell::new(),
         }
     }
 
-    /// The shared client, built on first use.
-    pub async fn client(&self) -> Result<&Client> {
+    /// A factory with default options and `S3DLIO_*` tuning from the environment.
+    pub fn from_env() -> Self {
+        Self {
+            options: S3Options::default(),
+            env_tuning: true,
+            client: OnceCell::new(),
+        }
+    }
+
+    /// The shared client and the options in force, built on first use.
+    pub async fn client(&self) -> Result<&(Client, S3Options)> {
         self.client
-            .get_or_try_init(|| self.options.build_client())
+            .get_or_try_init(|| async {
+                let opts = if self.env_tuning {
+                    self.options.clone().with_env_overrides()?
+                } else {
+                    self.options.clone()
+                };
+                Ok((opts.build_client().await?, opts))
+            })
             .await
     }
 }
@@ -79,22 +100,22 @@ impl S3Factory {
 #[async_trait]
 impl StoreFactory for S3Factory {
     async fn open(&self, uri: &ObjectUri) -> Result<Arc<dyn ObjectStore>> {
-        let client = self
+        let (client, opts) = self
             .client()
             .await
-            .map_err(|e| e.context(Operation::Open, uri.store_uri()))?
-            .clone();
+            .map_err(|e| e.context(Operation::Open, uri.store_uri()))?;
         Ok(Arc::new(S3Store::from_client(
-            client,
+            client.clone(),
             uri.container.clone(),
-            self.options.clone(),
+            opts.clone(),
         )?))
     }
 }
 
-/// Register `s3://` in `registry`, configured from the environment.
+/// Register `s3://` in `registry`, configured from the environment (AWS_* and the
+/// `S3DLIO_*` tuning variables, see [`S3Options::with_env_overrides`]).
 pub fn register(registry: &mut Registry) {
-    register_with(registry, S3Options::default());
+    registry.register(Scheme::S3, S3Factory::from_env());
 }
 
 /// Register `s3://` in `registry` with explicit options.

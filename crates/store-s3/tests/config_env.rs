@@ -121,5 +121,25 @@ async fn environment_profiles_and_explicit_options() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("no PEM certificate"), "{e}");
     clear_aws_env();
+
+    // 6. S3DLIO_* tuning from the environment, with units, and clear errors.
+    std::env::set_var("S3DLIO_PART_SIZE", "6MiB");
+    std::env::set_var("S3DLIO_RANGE_CONCURRENCY", "3");
+    let o = S3Options::default().with_env_overrides().unwrap();
+    assert_eq!((o.part_size, o.get_concurrency), (6 << 20, 3));
+    std::env::set_var("S3DLIO_PART_SIZE", "lots");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert!(e.to_string().contains("S3DLIO_PART_SIZE"), "{e}");
+    std::env::set_var("S3DLIO_PART_SIZE", "1MiB");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert!(e.to_string().contains("part_size"), "{e}");
+    // Through the registry, the error surfaces when the store opens, naming the URI.
+    let mut reg = s3dlio_store_core::Registry::with_parse_options(Default::default());
+    s3dlio_store_s3::register(&mut reg);
+    let e = reg.resolve(&format!("s3://{bucket}/k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains(&format!("s3://{bucket}/")), "{e}");
+    std::env::remove_var("S3DLIO_PART_SIZE");
+    std::env::remove_var("S3DLIO_RANGE_CONCURRENCY");
     let _ = std::fs::remove_dir_all(&dir);
 }
