@@ -28,6 +28,7 @@
 
 mod config;
 mod error;
+mod pending;
 mod read;
 mod store;
 mod writer;

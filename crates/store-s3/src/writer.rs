@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use s3dlio_store_core::{Error, ObjectWriter, Operation, PutMode, PutOptions, PutResult, Result};
 use tokio::task::JoinSet;
 
 use crate::config::{UploadIntegrity, MAX_PARTS, MAX_PART_SIZE};
 use crate::error::sdk_error;
+use crate::pending::{abort_in_background, Pending};
 use crate::store::{abort_upload, conditions, created_conflict, put_object, Shared};
 
 /// Size of part `n` (1-based): the base size, doubled every 1,000 parts, so 10,000 parts
@@ -30,8 +31,7 @@ pub(crate) struct S3Writer {
     key: String,
     opts: PutOptions,
     /// Bytes not yet sent.
-    pending: Vec<Bytes>,
-    pending_len: usize,
+    pending: Pending,
     written: u64,
     upload_id: Option<String>,
     next_part: u32,
@@ -58,8 +58,7 @@ impl S3Writer {
             shared,
             key: key.to_owned(),
             opts,
-            pending: Vec::new(),
-            pending_len: 0,
+            pending: Pending::default(),
             written: 0,
             upload_id: None,
             next_part: 1,
@@ -97,32 +96,6 @@ impl S3Writer {
             .ok_or_else(|| Error::other("CreateMultipartUpload returned no upload id"))?;
         self.upload_id = Some(id.to_owned());
         Ok(())
-    }
-
-    /// Take exactly `n` pending bytes as one part body (no copy when one chunk holds them).
-    fn take(&mut self, n: usize) -> Bytes {
-        if self.pending.first().is_some_and(|c| c.len() >= n) {
-            let first = &mut self.pending[0];
-            let part = first.split_to(n);
-            if first.is_empty() {
-                self.pending.remove(0);
-            }
-            self.pending_len -= n;
-            return part;
-        }
-        let mut buf = BytesMut::with_capacity(n);
-        while buf.len() < n {
-            let need = n - buf.len();
-            let first = &mut self.pending[0];
-            if first.len() <= need {
-                buf.extend_from_slice(first);
-                self.pending.remove(0);
-            } else {
-                buf.extend_from_slice(&first.split_to(need));
-            }
-        }
-        self.pending_len -= n;
-        buf.freeze()
     }
 
     /// Upload one part in the background, first waiting for a slot if all are busy.
@@ -183,10 +156,10 @@ impl S3Writer {
     async fn flush_full_parts(&mut self) -> Result<()> {
         loop {
             let size = part_size(self.shared.opts.part_size, self.next_part);
-            if self.pending_len < size {
+            if self.pending.len() < size {
                 return Ok(());
             }
-            let body = self.take(size);
+            let body = self.pending.take_contiguous(size);
             self.send_part(body).await?;
         }
     }
@@ -217,10 +190,9 @@ impl ObjectWriter for S3Writer {
             return Ok(());
         }
         self.written += data.len() as u64;
-        self.pending_len += data.len();
         self.pending.push(data);
         if self.upload_id.is_none() {
-            if self.pending_len <= self.shared.opts.multipart_threshold {
+            if self.pending.len() <= self.shared.opts.multipart_threshold {
                 return Ok(());
             }
             if let Err(e) = self.start_upload().await {
@@ -240,15 +212,15 @@ impl ObjectWriter for S3Writer {
         }
         let Some(upload_id) = self.upload_id.clone() else {
             // Small: one PutObject.
-            let n = self.pending_len;
-            let body = if n == 0 { Bytes::new() } else { self.take(n) };
+            let n = self.pending.len();
+            let body = self.pending.take_contiguous(n);
             self.finished = true;
             return put_object(&self.shared, &self.key, body, &self.opts).await;
         };
         let result: Result<PutResult> = async {
-            let rest = self.pending_len;
+            let rest = self.pending.len();
             if rest > 0 || self.next_part == 1 {
-                let body = self.take(rest);
+                let body = self.pending.take_contiguous(rest);
                 self.send_part(body).await?;
             }
             while !self.in_flight.is_empty() {
@@ -313,19 +285,12 @@ impl Drop for S3Writer {
             return;
         }
         self.in_flight.abort_all();
-        // A dropped writer must not leave an upload behind (storage keeps billing for its
-        // parts). Abort it in the background if a runtime is still there to run that.
         if let Some(id) = self.upload_id.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    let (shared, key) = (Arc::clone(&self.shared), self.key.clone());
-                    handle.spawn(async move { abort_upload(&shared, &key, &id).await });
-                }
-                Err(_) => tracing::warn!(
-                    uri = %self.uri(),
-                    "writer dropped outside a runtime; multipart upload {id} left for the bucket's lifecycle rules"
-                ),
-            }
+            let (shared, key) = (Arc::clone(&self.shared), self.key.clone());
+            abort_in_background(
+                self.uri(),
+                async move { abort_upload(&shared, &key, &id).await },
+            );
         }
     }
 }

@@ -10,7 +10,6 @@
 //! one conditional PUT, which S3 allows up to 5 GiB; past that the write fails with
 //! `NotSupported` before anything is sent.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
@@ -26,6 +25,7 @@ use tokio::task::JoinSet;
 use super::error::map_err;
 use super::{attributes, put_single, Shared};
 use crate::config::{MAX_PARTS, MAX_PART_SIZE};
+use crate::pending::{abort_in_background, Pending};
 use crate::writer::part_size;
 
 /// S3's largest single PUT, and so the largest conditional write this backend can make.
@@ -37,8 +37,7 @@ pub(crate) struct ObjStoreWriter {
     path: Path,
     opts: PutOptions,
     /// Bytes not yet sent, as the caller handed them (parts are cut without copying).
-    pending: VecDeque<Bytes>,
-    pending_len: usize,
+    pending: Pending,
     written: u64,
     upload: Option<Box<dyn MultipartUpload>>,
     next_part: u32,
@@ -65,8 +64,7 @@ impl ObjStoreWriter {
             key: key.to_owned(),
             path,
             opts,
-            pending: VecDeque::new(),
-            pending_len: 0,
+            pending: Pending::default(),
             written: 0,
             upload: None,
             next_part: 1,
@@ -81,22 +79,7 @@ impl ObjStoreWriter {
 
     /// Take exactly `n` pending bytes as one payload, slicing the caller's buffers.
     fn take(&mut self, n: usize) -> PutPayload {
-        let mut chunks = Vec::new();
-        let mut need = n;
-        while need > 0 {
-            let Some(front) = self.pending.front_mut() else {
-                break;
-            };
-            if front.len() <= need {
-                need -= front.len();
-                chunks.extend(self.pending.pop_front());
-            } else {
-                chunks.push(front.split_to(need));
-                need = 0;
-            }
-        }
-        self.pending_len -= n - need;
-        chunks.into_iter().collect()
+        self.pending.take(n).into_iter().collect()
     }
 
     async fn start_upload(&mut self) -> Result<()> {
@@ -148,7 +131,7 @@ impl ObjStoreWriter {
     async fn flush_full_parts(&mut self) -> Result<()> {
         loop {
             let size = part_size(self.shared.opts.part_size, self.next_part);
-            if self.pending_len < size {
+            if self.pending.len() < size {
                 return Ok(());
             }
             let body = self.take(size);
@@ -168,7 +151,6 @@ impl ObjStoreWriter {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
         self.pending.clear();
-        self.pending_len = 0;
         if let Some(mut upload) = self.upload.take() {
             if let Err(e) = upload.abort().await {
                 tracing::warn!(
@@ -181,7 +163,7 @@ impl ObjStoreWriter {
     }
 
     async fn complete_upload(&mut self) -> Result<PutResult> {
-        let rest = self.pending_len;
+        let rest = self.pending.len();
         if rest > 0 || self.next_part == 1 {
             let body = self.take(rest);
             self.send_part(body).await?;
@@ -215,14 +197,13 @@ impl ObjectWriter for ObjStoreWriter {
             return Ok(());
         }
         self.written += data.len() as u64;
-        self.pending_len += data.len();
-        self.pending.push_back(data);
+        self.pending.push(data);
         if self.upload.is_none() {
-            if self.pending_len <= self.shared.opts.multipart_threshold {
+            if self.pending.len() <= self.shared.opts.multipart_threshold {
                 return Ok(());
             }
             if self.opts.mode != PutMode::Overwrite {
-                if self.pending_len <= MAX_SINGLE_PUT {
+                if self.pending.len() <= MAX_SINGLE_PUT {
                     return Ok(());
                 }
                 let e = Error::new(
@@ -252,7 +233,7 @@ impl ObjectWriter for ObjStoreWriter {
         }
         if self.upload.is_none() {
             // Small, or conditional: one PUT.
-            let n = self.pending_len;
+            let n = self.pending.len();
             let body = self.take(n);
             self.finished = true;
             return put_single(&self.shared, &self.key, &self.path, body, &self.opts).await;
@@ -285,24 +266,14 @@ impl Drop for ObjStoreWriter {
             return;
         }
         self.in_flight.abort_all();
-        // A dropped writer must not leave an upload behind (storage keeps billing for its
-        // parts), and object_store's upload does not abort itself on drop.
+        // object_store's upload does not abort itself on drop.
         if let Some(mut upload) = self.upload.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    let uri = self.uri();
-                    handle.spawn(async move {
-                        if let Err(e) = upload.abort().await {
-                            tracing::warn!(%uri, "could not abort a dropped writer's upload: {e}");
-                        }
-                    });
+            let uri = self.uri();
+            abort_in_background(uri.clone(), async move {
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(%uri, "could not abort a dropped writer's upload: {e}");
                 }
-                Err(_) => tracing::warn!(
-                    uri = %self.uri(),
-                    "writer dropped outside a runtime; its multipart upload is left for the \
-                     bucket's lifecycle rules"
-                ),
-            }
+            });
         }
     }
 }
