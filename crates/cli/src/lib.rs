@@ -1,7 +1,16 @@
-//! `s3-cli`, the s3dlio command line.
+//! `s3-cli`, the s3dlio command line, as a library: the binary in `main.rs` only parses
+//! arguments, sets up logging and a runtime, and calls [`commands::run`].
 //!
-//! This crate will hold the `s3-cli` binary: ls, stat, get, put (synthetic data), upload,
-//! download, cp, rm and bucket commands on every backend, with glob and regex patterns,
-//! progress bars, `-v/-vv` tracing and op-logs.
-//!
-//! It is empty until its issue lands; nothing here is usable yet.
+//! * [`datagen`]: synthetic object data (seedable, distinct per object, honest dedup and
+//!   compression ratios, raw / npz / tfrecord layouts), reusable by other facades.
+//! * [`patterns`]: upload sources (files, directories, globs, regexes), `-p REGEX` key
+//!   filters and the download path sanitiser.
+//! * [`progress`]: progress bars on a terminal and the summary line.
+//! * [`commands`]: what each subcommand does, over any backend the registry has.
+
+pub mod args;
+pub mod commands;
+pub mod datagen;
+pub mod patterns;
+pub mod progress;
+pub mod units;

@@ -1,0 +1,240 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::units::{count_arg, positive_count_arg, size_arg};
+
+/// s3-cli: list, read, write and copy objects on S3 and local file systems.
+#[derive(Debug, Parser)]
+#[command(name = "s3-cli", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// More logging on stderr: -v info, -vv debug (RUST_LOG overrides).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Machine-readable output (JSON lines) where it fits: ls, stat, list-buckets.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub s3: S3Flags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// S3 connection settings; each overrides its AWS_* variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct S3Flags {
+    /// S3 endpoint of an S3-compatible store (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// S3 region (else AWS_REGION, the profile's, us-east-1).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS profile for credentials and settings (else AWS_PROFILE).
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// PEM file of extra CA certificates to trust (else AWS_CA_BUNDLE).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl S3Flags {
+    pub fn any(&self) -> bool {
+        self.endpoint_url.is_some()
+            || self.region.is_some()
+            || self.profile.is_some()
+            || self.ca_bundle.is_some()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List objects under a URI prefix.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show one object's metadata.
+    Stat(StatArgs),
+    /// Read objects: one to stdout or a file, many to a directory (or read and discarded).
+    Get(GetArgs),
+    /// Write N objects of synthetic data.
+    Put(PutArgs),
+    /// Upload local files, directories, globs or regex matches to a URI prefix.
+    Upload(UploadArgs),
+    /// Download an object or a prefix into a local directory, keeping the key hierarchy.
+    Download(DownloadArgs),
+    /// Copy an object (or, with -r, a prefix) between any two backends, streaming.
+    Cp(CpArgs),
+    /// Delete an object, or with -r / -p everything under a prefix.
+    #[command(alias = "delete")]
+    Rm(RmArgs),
+    /// List the S3 buckets the credentials can see.
+    ListBuckets,
+    /// Create a bucket (s3://NAME or NAME) or a directory (file:///path).
+    CreateBucket(BucketArgs),
+    /// Delete an empty bucket (s3://NAME or NAME) or an empty directory (file:///path).
+    DeleteBucket(BucketArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// URI prefix: s3://bucket/prefix, file:///dir/ (or an absolute path).
+    pub uri: String,
+    /// Every key under the prefix (default: one level, deeper keys shown as prefixes).
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Keep keys whose part below the prefix's directory matches REGEX (unanchored).
+    #[arg(short, long, value_name = "REGEX")]
+    pub pattern: Option<String>,
+    /// Print only the number of entries.
+    #[arg(short, long)]
+    pub count: bool,
+    /// Exact sizes in bytes instead of human-readable ones.
+    #[arg(long)]
+    pub bytes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    pub uri: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Object URI, or a prefix (ending in '/', or with -r). Not needed with --keylist.
+    #[arg(required_unless_present = "keylist")]
+    pub uri: Option<String>,
+    /// Where to write: '-' or nothing for stdout (one object), a file, or a directory.
+    /// Without it, several objects are read and discarded (a read benchmark).
+    pub dest: Option<String>,
+    /// Objects read at once.
+    #[arg(short, long, default_value = "64", value_parser = positive_count_arg)]
+    pub jobs: u64,
+    /// Every key under the prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// First byte to read (one object only).
+    #[arg(long, value_parser = size_arg)]
+    pub offset: Option<u64>,
+    /// Bytes to read from --offset (one object only).
+    #[arg(long, value_parser = size_arg)]
+    pub length: Option<u64>,
+    /// File of object URIs, one per line ('#' comments and blank lines skipped).
+    #[arg(long, value_name = "FILE")]
+    pub keylist: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectType {
+    Raw,
+    Npz,
+    Tfrecord,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataGenMode {
+    /// Generate each object in chunks as the writer takes them (bounded memory).
+    Streaming,
+    /// Generate each object whole in memory, then write it in one request.
+    SinglePass,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// URI prefix the objects go under; a last segment holding '{}' is the name template.
+    pub prefix: String,
+    /// Number of objects (1k, 10m accepted).
+    #[arg(short, long, default_value = "1", value_parser = count_arg)]
+    pub num: u64,
+    /// Payload bytes per object (4KiB, 8MB, 1GiB, 1.5GB accepted).
+    #[arg(short, long, default_value = "20MiB", value_parser = size_arg)]
+    pub size: u64,
+    /// Object name template: first '{}' is the index, second the total.
+    #[arg(short, long)]
+    pub template: Option<String>,
+    /// Objects written at once.
+    #[arg(short, long, default_value = "32", value_parser = positive_count_arg)]
+    pub jobs: u64,
+    /// Dedup factor: about 1/DEDUP of the 64 KiB blocks are distinct.
+    #[arg(short, long, default_value = "1", value_parser = positive_count_arg)]
+    pub dedup: u64,
+    /// Compression factor: each block compresses about COMPRESS:1.
+    #[arg(short = 'x', long, default_value = "1", value_parser = positive_count_arg)]
+    pub compress: u64,
+    /// Object layout.
+    #[arg(
+        short = 'o',
+        long = "object-type",
+        value_enum,
+        ignore_case = true,
+        default_value = "raw"
+    )]
+    pub object_type: ObjectType,
+    /// How objects are generated.
+    #[arg(long, value_enum, ignore_case = true, default_value = "streaming")]
+    pub data_gen_mode: DataGenMode,
+    /// Seed for reproducible data (default: random, printed with -v).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Create the bucket (or directory) first.
+    #[arg(short = 'c', long = "create-bucket")]
+    pub create_bucket: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Local files, directories, globs ('/data/*.log') or regexes ('/logs/.*\.log$'),
+    /// then the destination URI prefix.
+    #[arg(required = true, num_args = 2.., value_name = "SRC... DEST")]
+    pub paths: Vec<String>,
+    /// Files uploaded at once.
+    #[arg(short, long, default_value = "32", value_parser = positive_count_arg)]
+    pub jobs: u64,
+    /// Create the bucket (or directory) first.
+    #[arg(short = 'c', long = "create-bucket")]
+    pub create_bucket: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Object URI, or prefix (ending in '/', or with -r).
+    pub src: String,
+    /// Local directory (created if missing).
+    pub dest_dir: String,
+    /// Every key under the prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Objects downloaded at once.
+    #[arg(short, long, default_value = "64", value_parser = positive_count_arg)]
+    pub jobs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    pub src: String,
+    /// An object URI, or a prefix ending in '/' (or an existing directory) to copy into.
+    pub dest: String,
+    /// Copy every key under SRC, keeping the hierarchy below SRC's directory.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Objects copied at once (with -r).
+    #[arg(short, long, default_value = "32", value_parser = positive_count_arg)]
+    pub jobs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    pub uri: String,
+    /// Delete every key under the prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Delete only keys whose part below the prefix's directory matches REGEX (unanchored).
+    #[arg(short, long, value_name = "REGEX")]
+    pub pattern: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BucketArgs {
+    /// s3://NAME, NAME (an S3 bucket), or file:///path.
+    pub bucket: String,
+}

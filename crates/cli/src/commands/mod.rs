@@ -1,0 +1,213 @@
+//! What each subcommand does.
+
+mod buckets;
+mod list;
+mod put;
+mod rm;
+mod transfer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use s3dlio_store_core::{Error, ObjectStore, ObjectUri, Registry};
+use s3dlio_store_s3::S3Options;
+
+use crate::args::{Cli, Command, S3Flags};
+use crate::patterns::absolute;
+
+pub use transfer::copy_object;
+
+/// A failure of the command, printed as one line `s3-cli: <this>`.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<String> for CliError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// What every command shares: the registry of backends and the output mode.
+#[derive(Debug)]
+pub struct Ctx {
+    pub registry: Registry,
+    pub s3: S3Flags,
+    pub json: bool,
+    pub cwd: PathBuf,
+}
+
+/// `S3Options` from the environment (S3DLIO_* tuning) with the command-line flags on top.
+pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
+    let mut o = S3Options::default().with_env_overrides()?;
+    if let Some(v) = &flags.endpoint_url {
+        o.endpoint_url = Some(v.clone());
+    }
+    if let Some(v) = &flags.region {
+        o.region = Some(v.clone());
+    }
+    if let Some(v) = &flags.profile {
+        o.profile = Some(v.clone());
+    }
+    if let Some(v) = &flags.ca_bundle {
+        o.ca_bundle = Some(v.clone());
+    }
+    o.validate()?;
+    Ok(o)
+}
+
+impl Ctx {
+    pub fn new(flags: S3Flags, json: bool) -> CliResult<Self> {
+        let mut registry = Registry::new();
+        s3dlio_store_fs::register(&mut registry);
+        if flags.any() {
+            s3dlio_store_s3::register_with(&mut registry, s3_options(&flags)?);
+        } else {
+            s3dlio_store_s3::register(&mut registry);
+        }
+        let cwd = std::env::current_dir()
+            .map_err(|e| CliError(format!("cannot read the current directory: {e}")))?;
+        Ok(Self {
+            registry,
+            s3: flags,
+            json,
+            cwd,
+        })
+    }
+
+    /// A URI, or a local path written as one (`/abs`, `./rel`, `../rel`, `.`, `..`).
+    pub fn location(&self, s: &str) -> CliResult<ObjectUri> {
+        if is_local_path(s) {
+            return Ok(self.local(s));
+        }
+        Ok(self.registry.parse(s)?)
+    }
+
+    /// A local path (absolute or relative to the current directory) or a `file://` URI.
+    pub fn local_location(&self, s: &str) -> CliResult<ObjectUri> {
+        if s.contains("://") {
+            let u = self.registry.parse(s)?;
+            if !u.scheme.is_local() {
+                return Err(format!("{s}: expected a local path or file:// URI").into());
+            }
+            return Ok(u);
+        }
+        Ok(self.local(s))
+    }
+
+    fn local(&self, s: &str) -> ObjectUri {
+        let mut key = absolute(s, &self.cwd)
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_owned();
+        if (s.ends_with('/') || s == "." || s == ".." || s.ends_with("/.")) && !key.is_empty() {
+            key.push('/');
+        }
+        ObjectUri {
+            scheme: s3dlio_store_core::Scheme::File,
+            account: None,
+            container: String::new(),
+            key,
+        }
+    }
+
+    pub async fn store(&self, uri: &ObjectUri) -> CliResult<Arc<dyn ObjectStore>> {
+        Ok(self.registry.store_for(uri).await?)
+    }
+}
+
+fn is_local_path(s: &str) -> bool {
+    s.starts_with('/') || s.starts_with("./") || s.starts_with("../") || s == "." || s == ".."
+}
+
+/// Whether a local URI names an existing directory.
+fn is_local_dir(uri: &ObjectUri) -> bool {
+    uri.local_path().is_some_and(|p| Path::new(&p).is_dir())
+}
+
+/// Run `op` on every item, `jobs` at a time; failures are printed as they happen and
+/// counted. Returns an error naming how many of how many failed.
+pub async fn run_batch<T, F, Fut>(
+    items: impl IntoIterator<Item = T>,
+    jobs: u64,
+    progress: &crate::progress::Progress,
+    what: &str,
+    op: F,
+) -> CliResult
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<(), (String, CliError)>>,
+{
+    let mut total = 0u64;
+    let mut failed = 0u64;
+    let mut results = stream::iter(items)
+        .map(|item| {
+            total += 1;
+            op(item)
+        })
+        .buffer_unordered(usize::try_from(jobs).unwrap_or(usize::MAX).max(1));
+    while let Some(r) = results.next().await {
+        if let Err((name, e)) = r {
+            failed += 1;
+            progress.println(&format!("s3-cli: failed: {name}: {e}"));
+        }
+    }
+    drop(results);
+    progress.finish();
+    if failed > 0 {
+        return Err(format!("{failed} of {total} {what} failed (listed above)").into());
+    }
+    Ok(())
+}
+
+/// Run the parsed command line.
+pub async fn run(cli: Cli) -> CliResult {
+    let ctx = Ctx::new(cli.s3, cli.json)?;
+    match cli.command {
+        Command::Ls(a) => list::ls(&ctx, a).await,
+        Command::Stat(a) => list::stat(&ctx, a).await,
+        Command::Get(a) => transfer::get(&ctx, a).await,
+        Command::Put(a) => put::put(&ctx, a).await,
+        Command::Upload(a) => transfer::upload(&ctx, a).await,
+        Command::Download(a) => transfer::download(&ctx, a).await,
+        Command::Cp(a) => transfer::cp(&ctx, a).await,
+        Command::Rm(a) => rm::rm(&ctx, a).await,
+        Command::ListBuckets => buckets::list_buckets(&ctx).await,
+        Command::CreateBucket(a) => buckets::create_bucket(&ctx, a).await,
+        Command::DeleteBucket(a) => buckets::delete_bucket(&ctx, a).await,
+    }
+}
+
+/// Write a line to stdout; a closed pipe (`| head`) ends the command quietly.
+pub fn out(line: &str) -> CliResult {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match writeln!(o, "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(format!("writing to stdout: {e}").into()),
+    }
+}

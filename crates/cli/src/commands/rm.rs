@@ -1,0 +1,93 @@
+//! `rm` / `delete`.
+
+use futures::TryStreamExt;
+use s3dlio_store_core::{ListItem, ListOptions};
+
+use super::{CliResult, Ctx};
+use crate::args::RmArgs;
+use crate::patterns::KeyFilter;
+use crate::progress::Progress;
+
+/// Keys per batch delete (S3's DeleteObjects limit).
+const BATCH: usize = 1000;
+
+pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
+    let uri = ctx.location(&a.uri)?;
+    let store = ctx.store(&uri).await?;
+    let prefix_mode =
+        a.recursive || a.pattern.is_some() || uri.key.is_empty() || uri.key.ends_with('/');
+    if !prefix_mode {
+        // Like rm(1): a missing object is an error (S3 itself would report success).
+        store.head(&uri.key).await?;
+        store.delete(&uri.key).await?;
+        eprintln!("deleted {uri}");
+        return Ok(());
+    }
+    let filter = KeyFilter::new(a.pattern.as_deref())?;
+    let opts = if a.recursive {
+        ListOptions::recursive()
+    } else {
+        ListOptions::delimited()
+    };
+    let progress = Progress::objects("deleted", None);
+    let mut listing = store.list(&uri.key, opts);
+    let mut batch = Vec::with_capacity(BATCH);
+    let (mut total, mut failed) = (0u64, 0u64);
+    let flush = |batch: Vec<String>| {
+        let store = &store;
+        let progress = &progress;
+        async move {
+            let n = batch.len() as u64;
+            let results = store.delete_many(batch.clone()).await;
+            let mut bad = 0u64;
+            match results {
+                Ok(rs) => {
+                    for (key, r) in batch.iter().zip(rs) {
+                        match r {
+                            Ok(()) => progress.object_done(),
+                            Err(e) => {
+                                bad += 1;
+                                progress.println(&format!(
+                                    "s3-cli: failed: {}: {e}",
+                                    store.uri_of(key)
+                                ));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    bad = n;
+                    progress.println(&format!("s3-cli: failed: batch of {n} keys: {e}"));
+                }
+            }
+            (n, bad)
+        }
+    };
+    // Batches go out as the listing arrives, so deleting millions of keys needs no more
+    // memory than one batch of names.
+    while let Some(item) = listing.try_next().await? {
+        let ListItem::Object(m) = item else { continue };
+        if !filter.keeps(&uri.key, &m.key) {
+            continue;
+        }
+        batch.push(m.key);
+        if batch.len() == BATCH {
+            let (n, bad) = flush(std::mem::take(&mut batch)).await;
+            total += n;
+            failed += bad;
+        }
+    }
+    if !batch.is_empty() {
+        let (n, bad) = flush(batch).await;
+        total += n;
+        failed += bad;
+    }
+    progress.finish();
+    if failed > 0 {
+        return Err(format!("{failed} of {total} deletes failed (listed above)").into());
+    }
+    if total == 0 {
+        eprintln!("nothing matched under {uri}");
+    }
+    Ok(())
+}
