@@ -69,7 +69,7 @@ pub enum Command {
     #[command(alias = "delete")]
     Rm(RmArgs),
     /// List the S3 buckets the credentials can see.
-    ListBuckets,
+    ListBuckets(ListBucketsArgs),
     /// Create a bucket (s3://NAME or NAME) or a directory (file:///path).
     CreateBucket(BucketArgs),
     /// Delete an empty bucket (s3://NAME or NAME) or an empty directory (file:///path).
@@ -231,6 +231,12 @@ pub struct RmArgs {
     /// Delete only keys whose part below the prefix's directory matches REGEX (unanchored).
     #[arg(short, long, value_name = "REGEX")]
     pub pattern: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListBucketsArgs {
+    /// Optional scheme to list (`s3://`, the default); buckets exist only on S3.
+    pub scheme: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use s3dlio_store_core::{ErrorKind, ObjectUri, Scheme};
 use s3dlio_store_s3::S3Store;
 
 use super::{out, s3_options, CliError, CliResult, Ctx};
-use crate::args::BucketArgs;
+use crate::args::{BucketArgs, ListBucketsArgs};
 use crate::units::json_str;
 
 /// `s3://NAME`, `NAME` (S3) or a local path / `file://` URI.
@@ -29,7 +29,16 @@ async fn s3_store(ctx: &Ctx, bucket: &str) -> CliResult<S3Store> {
     Ok(S3Store::new(bucket, s3_options(&ctx.s3)?).await?)
 }
 
-pub async fn list_buckets(ctx: &Ctx) -> CliResult {
+pub async fn list_buckets(ctx: &Ctx, a: ListBucketsArgs) -> CliResult {
+    if let Some(s) = a.scheme.as_deref() {
+        let scheme = s.split("://").next().unwrap_or(s).to_ascii_lowercase();
+        if scheme != "s3" {
+            return Err(format!(
+                "list-buckets: buckets are an S3 concept; {scheme}:// has directories (use ls)"
+            )
+            .into());
+        }
+    }
     // Any bucket name serves: listing buckets is a call on the client.
     let store = s3_store(ctx, "list-buckets").await?;
     for name in S3Store::list_buckets(store.client()).await? {

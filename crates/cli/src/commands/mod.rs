@@ -195,7 +195,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Download(a) => transfer::download(&ctx, a).await,
         Command::Cp(a) => transfer::cp(&ctx, a).await,
         Command::Rm(a) => rm::rm(&ctx, a).await,
-        Command::ListBuckets => buckets::list_buckets(&ctx).await,
+        Command::ListBuckets(a) => buckets::list_buckets(&ctx, a).await,
         Command::CreateBucket(a) => buckets::create_bucket(&ctx, a).await,
         Command::DeleteBucket(a) => buckets::delete_bucket(&ctx, a).await,
     }

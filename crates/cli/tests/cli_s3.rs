@@ -1,0 +1,202 @@
+//! `s3-cli` against the S3 test servers started by `cargo xtask test` (SeaweedFS, moto).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn s3uri(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
+
+fn fresh_bucket(s3: &S3, tag: &str) -> String {
+    let b = bucket(tag);
+    s3.run(&["create-bucket", &b]).ok();
+    b
+}
+
+fn drop_bucket(s3: &S3, b: &str) {
+    s3.run(&["rm", "-r", &s3uri(b, "")]).ok();
+    s3.run(&["delete-bucket", &format!("s3://{b}")]).ok();
+}
+
+#[test]
+fn bucket_commands() {
+    let s3 = S3::seaweedfs();
+    let b = bucket("buckets");
+    let r = s3.run(&["create-bucket", &format!("s3://{b}")]).ok();
+    assert!(r.stderr.contains(&format!("created bucket s3://{b}")));
+    let names = s3.run(&["list-buckets"]).ok().out();
+    assert!(names.lines().any(|l| l == b), "{names}");
+    let json = s3.run(&["--json", "list-buckets"]).ok().out();
+    assert!(json.contains(&format!("{{\"bucket\":\"{b}\"}}")), "{json}");
+    s3.run(&["delete-bucket", &b]).ok();
+    let names = s3.run(&["list-buckets"]).ok().out();
+    assert!(!names.lines().any(|l| l == b));
+    s3.run(&["ls", &s3uri(&b, "")]).fails(1, "NoSuchBucket");
+    s3.run(&["create-bucket", "s3://bad/key"]).fails(1, "a bucket URI has no key");
+}
+
+fn roundtrip(s3: &S3, tag: &str) {
+    let b = fresh_bucket(s3, tag);
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("tree");
+    write_tree(&src, &sample_tree());
+    let r = s3
+        .run(&["upload", src.to_str().unwrap(), &s3uri(&b, "in/")])
+        .ok();
+    assert!(r.stderr.contains("uploaded 6 objects"), "{}", r.stderr);
+    assert_eq!(
+        s3.run(&["ls", "-r", "-c", &s3uri(&b, "in/")]).ok().out().trim(),
+        "6"
+    );
+    let ls = s3.run(&["ls", &s3uri(&b, "in/tree/")]).ok().out();
+    assert!(ls.contains("PRE") && ls.contains(&s3uri(&b, "in/tree/sub/")), "{ls}");
+    let dl = t.path().join("dl");
+    s3.run(&["download", "-r", &s3uri(&b, "in/tree/"), dl.to_str().unwrap()])
+        .ok();
+    assert_eq!(read_tree(&dl), read_tree(&src));
+    // get -r into a directory, and read-and-discard.
+    let gd = t.path().join("gd");
+    s3.run(&["get", "-r", &s3uri(&b, "in/"), gd.to_str().unwrap()])
+        .ok();
+    assert_eq!(read_tree(&gd.join("tree")), read_tree(&src));
+    let r = s3.run(&["get", "-r", "-j", "4", &s3uri(&b, "in/")]).ok();
+    assert!(r.stderr.contains("read 6 objects"), "{}", r.stderr);
+    let r = s3
+        .run(&["get", &s3uri(&b, "in/tree/sub/deeper/d.bin"), "--offset", "1000", "--length", "10"])
+        .ok();
+    assert_eq!(r.stdout, bytes(1_500_000, 4)[1000..1010]);
+    drop_bucket(s3, &b);
+}
+
+#[test]
+fn tree_roundtrip_seaweedfs() {
+    roundtrip(&S3::seaweedfs(), "tree");
+}
+
+#[test]
+fn tree_roundtrip_moto() {
+    roundtrip(&S3::moto(), "treemoto");
+}
+
+#[test]
+fn cp_between_backends() {
+    let s3 = S3::seaweedfs();
+    let (b1, b2) = (fresh_bucket(&s3, "cp1"), fresh_bucket(&s3, "cp2"));
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("f.bin");
+    let data = bytes(3_000_000, 9);
+    std::fs::write(&f, &data).unwrap();
+    // file -> s3 (into a prefix), s3 -> s3 (other bucket, and same bucket), s3 -> file.
+    s3.run(&["cp", f.to_str().unwrap(), &s3uri(&b1, "x/")]).ok();
+    s3.run(&["cp", &s3uri(&b1, "x/f.bin"), &s3uri(&b2, "y.bin")]).ok();
+    s3.run(&["cp", &s3uri(&b2, "y.bin"), &s3uri(&b2, "z.bin")]).ok();
+    let back = t.path().join("back.bin");
+    s3.run(&["cp", &s3uri(&b2, "z.bin"), &format!("file://{}", back.display())])
+        .ok();
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    // Trees: s3 -> s3 with -r.
+    let src = t.path().join("tree");
+    write_tree(&src, &sample_tree());
+    s3.run(&["upload", &format!("{}/", src.display()), &s3uri(&b1, "t/")])
+        .ok();
+    s3.run(&["cp", "-r", &s3uri(&b1, "t/"), &s3uri(&b2, "copy/")]).ok();
+    let dl = t.path().join("dl");
+    s3.run(&["download", "-r", &s3uri(&b2, "copy/"), dl.to_str().unwrap()])
+        .ok();
+    assert_eq!(read_tree(&dl), read_tree(&src));
+    s3.run(&["stat", &s3uri(&b1, "nope")]).fails(1, "not found");
+    drop_bucket(&s3, &b1);
+    drop_bucket(&s3, &b2);
+}
+
+#[test]
+fn multipart_upload_with_small_parts() {
+    let s3 = S3::seaweedfs();
+    let b = fresh_bucket(&s3, "mp");
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("big.bin");
+    let data = bytes(23 << 20, 11);
+    std::fs::write(&f, &data).unwrap();
+    let r = finish(
+        s3.cmd()
+            .env("S3DLIO_PART_SIZE", "5MiB")
+            .env("S3DLIO_MULTIPART_THRESHOLD", "5MiB")
+            .args(["upload", f.to_str().unwrap(), &s3uri(&b, "big.bin")])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(r.stderr.contains("23.0 MiB"), "{}", r.stderr);
+    let st = s3.run(&["--json", "stat", &s3uri(&b, "big.bin")]).ok().out();
+    assert!(st.contains("-5\\\"\"") || st.contains("-5\""), "ETag of 5 parts expected: {st}");
+    assert!(st.contains(&format!("\"size\":{}", 23 << 20)), "{st}");
+    let back = t.path().join("back.bin");
+    s3.run(&["get", &s3uri(&b, "big.bin"), back.to_str().unwrap()])
+        .ok();
+    assert!(std::fs::read(&back).unwrap() == data);
+    // A bad tuning value is named.
+    finish(
+        s3.cmd()
+            .env("S3DLIO_PART_SIZE", "lots")
+            .args(["ls", &s3uri(&b, "")])
+            .output()
+            .unwrap(),
+    )
+    .fails(1, "S3DLIO_PART_SIZE");
+    drop_bucket(&s3, &b);
+}
+
+#[test]
+fn put_ls_rm_on_s3() {
+    let s3 = S3::seaweedfs();
+    let b = bucket("put");
+    // -c creates the bucket.
+    s3.run(&["put", &s3uri(&b, "gen/"), "-c", "-n", "25", "-s", "40KiB", "-j", "8"])
+        .ok();
+    assert_eq!(
+        s3.run(&["ls", "-r", "-c", &s3uri(&b, "gen/")]).ok().out().trim(),
+        "25"
+    );
+    s3.run(&["put", &s3uri(&b, "gen/sp-{}.npz"), "-n", "2", "-s", "100k", "-o", "npz", "--data-gen-mode", "single-pass"])
+        .ok();
+    let st = s3.run(&["stat", &s3uri(&b, "gen/sp-1.npz")]).ok().out();
+    assert!(st.contains("size "), "{st}");
+    // Regex delete: objects 10..19.
+    let r = s3
+        .run(&["rm", "-r", "-p", "^object_1[0-9]_", &s3uri(&b, "gen/")])
+        .ok();
+    assert!(r.stderr.contains("deleted 10 objects"), "{}", r.stderr);
+    assert_eq!(
+        s3.run(&["ls", "-r", "-c", &s3uri(&b, "gen/")]).ok().out().trim(),
+        "17"
+    );
+    s3.run(&["rm", &s3uri(&b, "gen/object_0_of_25.dat")]).ok();
+    s3.run(&["rm", &s3uri(&b, "gen/object_0_of_25.dat")])
+        .fails(1, "not found");
+    drop_bucket(&s3, &b);
+}
+
+#[test]
+fn upload_patterns_to_s3() {
+    let s3 = S3::moto();
+    let b = fresh_bucket(&s3, "pat");
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("logs");
+    write_tree(
+        &d,
+        &[("a.log", b"a".to_vec()), ("xa.logz", b"x".to_vec()), ("s/c.log", b"c".to_vec())],
+    );
+    let dir = d.display().to_string();
+    s3.run(&["upload", &format!(r"{dir}/.*\.log"), &s3uri(&b, "rx/")]).ok();
+    s3.run(&["upload", &format!("{dir}/**/*.log"), &s3uri(&b, "gl/")]).ok();
+    let keys = s3.run(&["ls", "-r", &s3uri(&b, "")]).ok().out();
+    let mut got: Vec<&str> = keys.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    got.sort();
+    let want = [s3uri(&b, "gl/a.log"), s3uri(&b, "gl/s/c.log"), s3uri(&b, "rx/a.log")];
+    assert_eq!(got, want, "{keys}");
+    assert!(Path::new(&dir).join("xa.logz").exists());
+    drop_bucket(&s3, &b);
+}
