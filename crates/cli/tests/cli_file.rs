@@ -18,7 +18,12 @@ fn upload_download_roundtrip_keeps_tree_and_bytes() {
     write_tree(&src, &sample_tree());
     let store = t.path().join("store");
     // A directory keeps its name; with a trailing slash only its contents go.
-    run(&["upload", src.to_str().unwrap(), &format!("{}/", uri(&store))]).ok();
+    run(&[
+        "upload",
+        src.to_str().unwrap(),
+        &format!("{}/", uri(&store)),
+    ])
+    .ok();
     assert_eq!(read_tree(&store.join("src")), read_tree(&src));
     run(&[
         "upload",
@@ -40,19 +45,31 @@ fn upload_download_roundtrip_keeps_tree_and_bytes() {
     assert_eq!(read_tree(&dl), read_tree(&src));
     // Without -r and with a trailing slash: one level only.
     let one = t.path().join("one");
-    run(&["download", &format!("{}/src/", uri(&store)), one.to_str().unwrap()]).ok();
+    run(&[
+        "download",
+        &format!("{}/src/", uri(&store)),
+        one.to_str().unwrap(),
+    ])
+    .ok();
     assert_eq!(read_tree(&one).len(), 4);
     // One object, relative destination directory.
     let r = common::finish(
         cmd()
             .current_dir(t.path())
-            .args(["download", &format!("{}/src/b.txt", uri(&store)), "./single/"])
+            .args([
+                "download",
+                &format!("{}/src/b.txt", uri(&store)),
+                "./single/",
+            ])
             .output()
             .unwrap(),
     )
     .ok();
     assert!(r.stderr.contains("1 object"));
-    assert_eq!(std::fs::read(t.path().join("single/b.txt")).unwrap(), bytes(5000, 2));
+    assert_eq!(
+        std::fs::read(t.path().join("single/b.txt")).unwrap(),
+        bytes(5000, 2)
+    );
 }
 
 #[test]
@@ -72,7 +89,9 @@ fn globs_and_regexes_select_exactly() {
     );
     let s = src.display().to_string();
     let case = |pattern: &str, want: &[&str]| {
-        let dest = t.path().join(format!("out{}", want.len() * 100 + pattern.len()));
+        let dest = t
+            .path()
+            .join(format!("out{}", want.len() * 100 + pattern.len()));
         let _ = std::fs::remove_dir_all(&dest);
         run(&["upload", pattern, &format!("{}/", dest.display())]).ok();
         let got: Vec<String> = read_tree(&dest).into_iter().map(|(n, _)| n).collect();
@@ -97,12 +116,24 @@ fn globs_and_regexes_select_exactly() {
     .ok();
     assert_eq!(read_tree(&dest).len(), 2);
     // Nothing matched, bad regex: clear errors.
-    run(&["upload", &format!("{s}/*.none"), &format!("{}/", dest.display())])
-        .fails(1, "matches no files");
-    run(&["upload", &format!(r"{s}/(\.log"), &format!("{}/", dest.display())])
-        .fails(1, "invalid regex");
-    run(&["upload", &format!("{s}/missing.bin"), &format!("{}/", dest.display())])
-        .fails(1, "no such file or directory");
+    run(&[
+        "upload",
+        &format!("{s}/*.none"),
+        &format!("{}/", dest.display()),
+    ])
+    .fails(1, "matches no files");
+    run(&[
+        "upload",
+        &format!(r"{s}/(\.log"),
+        &format!("{}/", dest.display()),
+    ])
+    .fails(1, "invalid regex");
+    run(&[
+        "upload",
+        &format!("{s}/missing.bin"),
+        &format!("{}/", dest.display()),
+    ])
+    .fails(1, "no such file or directory");
 }
 
 #[test]
@@ -116,31 +147,53 @@ fn ls_stat_get_cp_rm() {
     assert!(r.contains("PRE") && r.contains("/data/sub/"), "{r}");
     assert!(r.contains("4.9 KiB") && r.contains("/data/b.txt"), "{r}");
     let r = run(&["ls", "-r", "--bytes", &base]).ok().out();
-    assert!(r.contains("1500000") && r.contains("sub/deeper/d.bin"), "{r}");
+    assert!(
+        r.contains("1500000") && r.contains("sub/deeper/d.bin"),
+        "{r}"
+    );
     assert_eq!(run(&["list", "-r", "-c", &base]).ok().out().trim(), "6");
     assert_eq!(
-        run(&["ls", "-r", "-c", "-p", r"\.log$", &base]).ok().out().trim(),
+        run(&["ls", "-r", "-c", "-p", r"\.log$", &base])
+            .ok()
+            .out()
+            .trim(),
         "2"
     );
     // The regex searches below the prefix's directory: `^sub/` anchors there.
     assert_eq!(
-        run(&["ls", "-r", "-c", "-p", "^sub/", &base]).ok().out().trim(),
+        run(&["ls", "-r", "-c", "-p", "^sub/", &base])
+            .ok()
+            .out()
+            .trim(),
         "2"
     );
     let j = run(&["ls", "-r", "--json", &base]).ok().out();
     assert_eq!(j.lines().count(), 6);
-    assert!(j.lines().all(|l| l.starts_with("{\"uri\":\"file://") && l.ends_with('}')));
+    assert!(j
+        .lines()
+        .all(|l| l.starts_with("{\"uri\":\"file://") && l.ends_with('}')));
     assert!(j.contains("\"size\":5000"), "{j}");
 
     let s = run(&["stat", &format!("{base}b.txt")]).ok().out();
     assert!(s.contains("size           5000 (4.9 KiB)"), "{s}");
     let s = run(&["--json", "stat", &format!("{base}b.txt")]).ok().out();
-    assert!(s.contains("\"size\":5000") && s.contains("\"etag\":"), "{s}");
+    assert!(
+        s.contains("\"size\":5000") && s.contains("\"etag\":"),
+        "{s}"
+    );
 
     // get: whole to stdout, a range, to a file, a prefix to a directory, a keylist.
     let r = run(&["get", &format!("{base}sub/c.log")]).ok();
     assert_eq!(r.stdout, bytes(70_000, 3));
-    let r = run(&["get", &format!("{base}sub/c.log"), "--offset", "100", "--length", "1KiB"]).ok();
+    let r = run(&[
+        "get",
+        &format!("{base}sub/c.log"),
+        "--offset",
+        "100",
+        "--length",
+        "1KiB",
+    ])
+    .ok();
     assert_eq!(r.stdout, bytes(70_000, 3)[100..1124]);
     let out = t.path().join("got.bin");
     run(&["get", &format!("{base}b.txt"), out.to_str().unwrap()]).ok();
@@ -157,7 +210,13 @@ fn ls_stat_get_cp_rm() {
     )
     .unwrap();
     let kd = t.path().join("kd");
-    run(&["get", "--keylist", list.to_str().unwrap(), kd.to_str().unwrap()]).ok();
+    run(&[
+        "get",
+        "--keylist",
+        list.to_str().unwrap(),
+        kd.to_str().unwrap(),
+    ])
+    .ok();
     let kt = read_tree(&kd);
     assert_eq!(kt.len(), 2);
     assert!(kt[1].0.ends_with("data/sub/c.log"), "{:?}", kt[1].0);
@@ -165,9 +224,22 @@ fn ls_stat_get_cp_rm() {
     // cp: one object into a directory, to a name, and a tree.
     let cpd = t.path().join("cp");
     std::fs::create_dir_all(&cpd).unwrap();
-    run(&["cp", &format!("{base}sub/deeper/d.bin"), cpd.to_str().unwrap()]).ok();
-    assert_eq!(std::fs::read(cpd.join("d.bin")).unwrap(), bytes(1_500_000, 4));
-    run(&["cp", &format!("{base}b.txt"), &format!("{}/renamed", uri(&cpd))]).ok();
+    run(&[
+        "cp",
+        &format!("{base}sub/deeper/d.bin"),
+        cpd.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read(cpd.join("d.bin")).unwrap(),
+        bytes(1_500_000, 4)
+    );
+    run(&[
+        "cp",
+        &format!("{base}b.txt"),
+        &format!("{}/renamed", uri(&cpd)),
+    ])
+    .ok();
     assert_eq!(std::fs::read(cpd.join("renamed")).unwrap(), bytes(5000, 2));
     run(&["cp", "-r", &base, &format!("{}/tree/", uri(&cpd))]).ok();
     assert_eq!(read_tree(&cpd.join("tree")), read_tree(&root));
@@ -221,7 +293,10 @@ fn download_never_writes_outside_the_directory() {
     let src = t.path().join("src");
     write_tree(
         &src,
-        &[("evil/x.bin", b"payload".to_vec()), ("ok/y.bin", b"fine".to_vec())],
+        &[
+            ("evil/x.bin", b"payload".to_vec()),
+            ("ok/y.bin", b"fine".to_vec()),
+        ],
     );
     let outside = t.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
@@ -229,10 +304,18 @@ fn download_never_writes_outside_the_directory() {
     std::fs::create_dir_all(&dest).unwrap();
     // A symlink planted in the destination that points out of it.
     std::os::unix::fs::symlink(&outside, dest.join("evil")).unwrap();
-    let r = run(&["download", "-r", &format!("{}/", uri(&src)), dest.to_str().unwrap()]);
+    let r = run(&[
+        "download",
+        "-r",
+        &format!("{}/", uri(&src)),
+        dest.to_str().unwrap(),
+    ]);
     let r = r.fails(1, "1 of 2 objects failed");
     assert!(r.stderr.contains("evil/x.bin"), "{}", r.stderr);
-    assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "wrote outside");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "wrote outside"
+    );
     assert_eq!(std::fs::read(dest.join("ok/y.bin")).unwrap(), b"fine");
 }
 
@@ -242,14 +325,23 @@ fn partial_failures_name_each_failed_object() {
     let src = t.path().join("src");
     write_tree(
         &src,
-        &[("a/1", b"1".to_vec()), ("b/2", b"2".to_vec()), ("c/3", b"3".to_vec())],
+        &[
+            ("a/1", b"1".to_vec()),
+            ("b/2", b"2".to_vec()),
+            ("c/3", b"3".to_vec()),
+        ],
     );
     let dest = t.path().join("dest");
     std::fs::create_dir_all(&dest).unwrap();
     // A file where a directory must go makes exactly one object fail.
     std::fs::write(dest.join("b"), b"in the way").unwrap();
-    let r = run(&["download", "-r", &format!("{}/", uri(&src)), dest.to_str().unwrap()])
-        .fails(1, "1 of 3 objects failed");
+    let r = run(&[
+        "download",
+        "-r",
+        &format!("{}/", uri(&src)),
+        dest.to_str().unwrap(),
+    ])
+    .fails(1, "1 of 3 objects failed");
     assert!(r.stderr.contains("src/b/2"), "{}", r.stderr);
     assert_eq!(std::fs::read(dest.join("c/3")).unwrap(), b"3");
 }
@@ -259,12 +351,20 @@ fn put_writes_distinct_reproducible_objects() {
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");
     let base = format!("{}/", uri(&a));
-    run(&["put", &base, "-n", "4", "-s", "300KiB", "--seed", "7", "-j", "2"]).ok();
+    run(&[
+        "put", &base, "-n", "4", "-s", "300KiB", "--seed", "7", "-j", "2",
+    ])
+    .ok();
     let objs = read_tree(&a);
     let names: Vec<&str> = objs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["object_0_of_4.dat", "object_1_of_4.dat", "object_2_of_4.dat", "object_3_of_4.dat"]
+        [
+            "object_0_of_4.dat",
+            "object_1_of_4.dat",
+            "object_2_of_4.dat",
+            "object_3_of_4.dat"
+        ]
     );
     assert!(objs.iter().all(|(_, d)| d.len() == 300 * 1024));
     let distinct: HashSet<&Vec<u8>> = objs.iter().map(|(_, d)| d).collect();
@@ -287,7 +387,18 @@ fn put_writes_distinct_reproducible_objects() {
     assert_eq!(std::fs::read(b.join("obj-2.bin")).unwrap(), objs[2].1);
     // -t with a second placeholder, -c creating the directory.
     let c = t.path().join("c/deep");
-    run(&["put", &base.replace("/a/", "/c/deep/"), "-n", "2", "-s", "1k", "-t", "f{}-{}", "-c"]).ok();
+    run(&[
+        "put",
+        &base.replace("/a/", "/c/deep/"),
+        "-n",
+        "2",
+        "-s",
+        "1k",
+        "-t",
+        "f{}-{}",
+        "-c",
+    ])
+    .ok();
     assert!(c.join("f1-2").is_file());
 }
 
@@ -301,24 +412,44 @@ fn masked_crc32c(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
         }
     }
     let crc = !crc;
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+    // The spec's mask: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 #[test]
 fn tfrecord_output_has_correct_masked_crcs() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("tf");
-    run(&["put", &format!("{}/", uri(&d)), "-n", "2", "-s", "200000", "-o", "tfrecord", "-t", "r{}.tfrecord"]).ok();
+    run(&[
+        "put",
+        &format!("{}/", uri(&d)),
+        "-n",
+        "2",
+        "-s",
+        "200000",
+        "-o",
+        "tfrecord",
+        "-t",
+        "r{}.tfrecord",
+    ])
+    .ok();
     for i in 0..2 {
         let data = std::fs::read(d.join(format!("r{i}.tfrecord"))).unwrap();
         let (mut pos, mut payload, mut records) = (0usize, 0usize, 0);
         while pos < data.len() {
             let len = u64::from_le_bytes(data[pos..pos + 8].try_into().unwrap()) as usize;
-            assert_eq!(read_u32(&data[pos + 8..]), masked_crc32c(&data[pos..pos + 8]));
+            assert_eq!(
+                read_u32(&data[pos + 8..]),
+                masked_crc32c(&data[pos..pos + 8])
+            );
             let body = &data[pos + 12..pos + 12 + len];
             assert_eq!(read_u32(&data[pos + 12 + len..]), masked_crc32c(body));
             pos += 16 + len;
@@ -335,7 +466,21 @@ fn tfrecord_output_has_correct_masked_crcs() {
 fn npz_output_is_a_valid_zip_of_one_npy() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("npz");
-    run(&["put", &format!("{}/", uri(&d)), "-n", "1", "-s", "100000", "-o", "npz", "-t", "x.npz", "--seed", "3"]).ok();
+    run(&[
+        "put",
+        &format!("{}/", uri(&d)),
+        "-n",
+        "1",
+        "-s",
+        "100000",
+        "-o",
+        "npz",
+        "-t",
+        "x.npz",
+        "--seed",
+        "3",
+    ])
+    .ok();
     let path = d.join("x.npz");
     let z = std::fs::read(&path).unwrap();
     // Local header, stored entry named data.npy with sizes in the data descriptor.
@@ -349,7 +494,10 @@ fn npz_output_is_a_valid_zip_of_one_npy() {
     let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
     assert_eq!((10 + hlen) % 64, 0);
     let header = std::str::from_utf8(&npy[10..10 + hlen]).unwrap();
-    assert!(header.contains("'descr': '|u1'") && header.contains("'shape': (100000,)"), "{header}");
+    assert!(
+        header.contains("'descr': '|u1'") && header.contains("'shape': (100000,)"),
+        "{header}"
+    );
     // End of central directory: one entry; the central directory's CRC and size match.
     let eocd = z.len() - 22;
     assert_eq!(&z[eocd..eocd + 4], b"PK\x05\x06");
@@ -372,9 +520,19 @@ fn npz_output_is_a_valid_zip_of_one_npy() {
             "import numpy; a = numpy.load({:?})['data']; assert a.dtype == numpy.uint8 and a.shape == (100000,); print(int(a[:64].sum()))",
             path.display().to_string()
         );
-        let o = std::process::Command::new(&py).args(["-c", &script]).output().unwrap();
-        assert!(o.status.success(), "numpy.load failed: {}", String::from_utf8_lossy(&o.stderr));
-        let sum: u64 = npy_file[10 + hlen..10 + hlen + 64].iter().map(|&b| u64::from(b)).sum();
+        let o = std::process::Command::new(&py)
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "numpy.load failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let sum: u64 = npy_file[10 + hlen..10 + hlen + 64]
+            .iter()
+            .map(|&b| u64::from(b))
+            .sum();
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), sum.to_string());
     } else {
         eprintln!("note: {py} has no numpy; validated the zip/npy structure in Rust only");
@@ -399,7 +557,8 @@ fn dedup_and_compress_ratios_come_out_as_asked() {
             &compress.to_string(),
         ])
         .ok();
-        let (mut blocks, mut distinct, mut raw, mut packed) = (0usize, HashSet::new(), 0usize, 0usize);
+        let (mut blocks, mut distinct, mut raw, mut packed) =
+            (0usize, HashSet::new(), 0usize, 0usize);
         for (_, data) in read_tree(&d) {
             for b in data.chunks(64 * 1024) {
                 blocks += 1;
@@ -411,14 +570,22 @@ fn dedup_and_compress_ratios_come_out_as_asked() {
         let dedup_ratio = blocks as f64 / distinct.len() as f64;
         let compress_ratio = raw as f64 / packed as f64;
         let near = |got: f64, want: u64| (got - want as f64).abs() / (want as f64) < 0.1;
-        assert!(near(dedup_ratio, dedup), "dedup {dedup}: measured {dedup_ratio:.2}");
-        assert!(near(compress_ratio, compress), "compress {compress}: measured {compress_ratio:.2}");
+        assert!(
+            near(dedup_ratio, dedup),
+            "dedup {dedup}: measured {dedup_ratio:.2}"
+        );
+        assert!(
+            near(compress_ratio, compress),
+            "compress {compress}: measured {compress_ratio:.2}"
+        );
     }
 }
 
 #[test]
 fn progress_renders_under_a_pseudo_terminal() {
-    let script = std::process::Command::new("script").arg("--version").output();
+    let script = std::process::Command::new("script")
+        .arg("--version")
+        .output();
     assert!(
         script.is_ok_and(|o| o.status.success()),
         "`script` (util-linux) is needed to give s3-cli a terminal; install util-linux"
@@ -435,10 +602,21 @@ fn progress_renders_under_a_pseudo_terminal() {
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}");
-    assert!(text.contains("ETA") && text.contains("/40 objects"), "no progress bar in: {text}");
+    assert!(
+        text.contains("ETA") && text.contains("/40 objects"),
+        "no progress bar in: {text}"
+    );
     assert!(text.contains("wrote 40 objects, 80.0 MiB"), "{text}");
     // Not a terminal: only the summary line.
-    let r = run(&["put", &format!("{}/", uri(&t.path().join("q"))), "-n", "3", "-s", "1k"]).ok();
+    let r = run(&[
+        "put",
+        &format!("{}/", uri(&t.path().join("q"))),
+        "-n",
+        "3",
+        "-s",
+        "1k",
+    ])
+    .ok();
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     assert!(!r.stderr.contains("ETA"));
 }

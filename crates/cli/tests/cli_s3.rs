@@ -35,7 +35,8 @@ fn bucket_commands() {
     let names = s3.run(&["list-buckets"]).ok().out();
     assert!(!names.lines().any(|l| l == b));
     s3.run(&["ls", &s3uri(&b, "")]).fails(1, "NoSuchBucket");
-    s3.run(&["create-bucket", "s3://bad/key"]).fails(1, "a bucket URI has no key");
+    s3.run(&["create-bucket", "s3://bad/key"])
+        .fails(1, "a bucket URI has no key");
 }
 
 fn roundtrip(s3: &S3, tag: &str) {
@@ -48,14 +49,25 @@ fn roundtrip(s3: &S3, tag: &str) {
         .ok();
     assert!(r.stderr.contains("uploaded 6 objects"), "{}", r.stderr);
     assert_eq!(
-        s3.run(&["ls", "-r", "-c", &s3uri(&b, "in/")]).ok().out().trim(),
+        s3.run(&["ls", "-r", "-c", &s3uri(&b, "in/")])
+            .ok()
+            .out()
+            .trim(),
         "6"
     );
     let ls = s3.run(&["ls", &s3uri(&b, "in/tree/")]).ok().out();
-    assert!(ls.contains("PRE") && ls.contains(&s3uri(&b, "in/tree/sub/")), "{ls}");
+    assert!(
+        ls.contains("PRE") && ls.contains(&s3uri(&b, "in/tree/sub/")),
+        "{ls}"
+    );
     let dl = t.path().join("dl");
-    s3.run(&["download", "-r", &s3uri(&b, "in/tree/"), dl.to_str().unwrap()])
-        .ok();
+    s3.run(&[
+        "download",
+        "-r",
+        &s3uri(&b, "in/tree/"),
+        dl.to_str().unwrap(),
+    ])
+    .ok();
     assert_eq!(read_tree(&dl), read_tree(&src));
     // get -r into a directory, and read-and-discard.
     let gd = t.path().join("gd");
@@ -65,7 +77,14 @@ fn roundtrip(s3: &S3, tag: &str) {
     let r = s3.run(&["get", "-r", "-j", "4", &s3uri(&b, "in/")]).ok();
     assert!(r.stderr.contains("read 6 objects"), "{}", r.stderr);
     let r = s3
-        .run(&["get", &s3uri(&b, "in/tree/sub/deeper/d.bin"), "--offset", "1000", "--length", "10"])
+        .run(&[
+            "get",
+            &s3uri(&b, "in/tree/sub/deeper/d.bin"),
+            "--offset",
+            "1000",
+            "--length",
+            "10",
+        ])
         .ok();
     assert_eq!(r.stdout, bytes(1_500_000, 4)[1000..1010]);
     drop_bucket(s3, &b);
@@ -91,18 +110,25 @@ fn cp_between_backends() {
     std::fs::write(&f, &data).unwrap();
     // file -> s3 (into a prefix), s3 -> s3 (other bucket, and same bucket), s3 -> file.
     s3.run(&["cp", f.to_str().unwrap(), &s3uri(&b1, "x/")]).ok();
-    s3.run(&["cp", &s3uri(&b1, "x/f.bin"), &s3uri(&b2, "y.bin")]).ok();
-    s3.run(&["cp", &s3uri(&b2, "y.bin"), &s3uri(&b2, "z.bin")]).ok();
-    let back = t.path().join("back.bin");
-    s3.run(&["cp", &s3uri(&b2, "z.bin"), &format!("file://{}", back.display())])
+    s3.run(&["cp", &s3uri(&b1, "x/f.bin"), &s3uri(&b2, "y.bin")])
         .ok();
+    s3.run(&["cp", &s3uri(&b2, "y.bin"), &s3uri(&b2, "z.bin")])
+        .ok();
+    let back = t.path().join("back.bin");
+    s3.run(&[
+        "cp",
+        &s3uri(&b2, "z.bin"),
+        &format!("file://{}", back.display()),
+    ])
+    .ok();
     assert_eq!(std::fs::read(&back).unwrap(), data);
     // Trees: s3 -> s3 with -r.
     let src = t.path().join("tree");
     write_tree(&src, &sample_tree());
     s3.run(&["upload", &format!("{}/", src.display()), &s3uri(&b1, "t/")])
         .ok();
-    s3.run(&["cp", "-r", &s3uri(&b1, "t/"), &s3uri(&b2, "copy/")]).ok();
+    s3.run(&["cp", "-r", &s3uri(&b1, "t/"), &s3uri(&b2, "copy/")])
+        .ok();
     let dl = t.path().join("dl");
     s3.run(&["download", "-r", &s3uri(&b2, "copy/"), dl.to_str().unwrap()])
         .ok();
@@ -130,8 +156,14 @@ fn multipart_upload_with_small_parts() {
     )
     .ok();
     assert!(r.stderr.contains("23.0 MiB"), "{}", r.stderr);
-    let st = s3.run(&["--json", "stat", &s3uri(&b, "big.bin")]).ok().out();
-    assert!(st.contains("-5\\\"\"") || st.contains("-5\""), "ETag of 5 parts expected: {st}");
+    let st = s3
+        .run(&["--json", "stat", &s3uri(&b, "big.bin")])
+        .ok()
+        .out();
+    assert!(
+        st.contains("-5\\\"\"") || st.contains("-5\""),
+        "ETag of 5 parts expected: {st}"
+    );
     assert!(st.contains(&format!("\"size\":{}", 23 << 20)), "{st}");
     let back = t.path().join("back.bin");
     s3.run(&["get", &s3uri(&b, "big.bin"), back.to_str().unwrap()])
@@ -154,14 +186,38 @@ fn put_ls_rm_on_s3() {
     let s3 = S3::seaweedfs();
     let b = bucket("put");
     // -c creates the bucket.
-    s3.run(&["put", &s3uri(&b, "gen/"), "-c", "-n", "25", "-s", "40KiB", "-j", "8"])
-        .ok();
+    s3.run(&[
+        "put",
+        &s3uri(&b, "gen/"),
+        "-c",
+        "-n",
+        "25",
+        "-s",
+        "40KiB",
+        "-j",
+        "8",
+    ])
+    .ok();
     assert_eq!(
-        s3.run(&["ls", "-r", "-c", &s3uri(&b, "gen/")]).ok().out().trim(),
+        s3.run(&["ls", "-r", "-c", &s3uri(&b, "gen/")])
+            .ok()
+            .out()
+            .trim(),
         "25"
     );
-    s3.run(&["put", &s3uri(&b, "gen/sp-{}.npz"), "-n", "2", "-s", "100k", "-o", "npz", "--data-gen-mode", "single-pass"])
-        .ok();
+    s3.run(&[
+        "put",
+        &s3uri(&b, "gen/sp-{}.npz"),
+        "-n",
+        "2",
+        "-s",
+        "100k",
+        "-o",
+        "npz",
+        "--data-gen-mode",
+        "single-pass",
+    ])
+    .ok();
     let st = s3.run(&["stat", &s3uri(&b, "gen/sp-1.npz")]).ok().out();
     assert!(st.contains("size "), "{st}");
     // Regex delete: objects 10..19.
@@ -170,7 +226,10 @@ fn put_ls_rm_on_s3() {
         .ok();
     assert!(r.stderr.contains("deleted 10 objects"), "{}", r.stderr);
     assert_eq!(
-        s3.run(&["ls", "-r", "-c", &s3uri(&b, "gen/")]).ok().out().trim(),
+        s3.run(&["ls", "-r", "-c", &s3uri(&b, "gen/")])
+            .ok()
+            .out()
+            .trim(),
         "17"
     );
     s3.run(&["rm", &s3uri(&b, "gen/object_0_of_25.dat")]).ok();
@@ -187,15 +246,28 @@ fn upload_patterns_to_s3() {
     let d = t.path().join("logs");
     write_tree(
         &d,
-        &[("a.log", b"a".to_vec()), ("xa.logz", b"x".to_vec()), ("s/c.log", b"c".to_vec())],
+        &[
+            ("a.log", b"a".to_vec()),
+            ("xa.logz", b"x".to_vec()),
+            ("s/c.log", b"c".to_vec()),
+        ],
     );
     let dir = d.display().to_string();
-    s3.run(&["upload", &format!(r"{dir}/.*\.log"), &s3uri(&b, "rx/")]).ok();
-    s3.run(&["upload", &format!("{dir}/**/*.log"), &s3uri(&b, "gl/")]).ok();
+    s3.run(&["upload", &format!(r"{dir}/.*\.log"), &s3uri(&b, "rx/")])
+        .ok();
+    s3.run(&["upload", &format!("{dir}/**/*.log"), &s3uri(&b, "gl/")])
+        .ok();
     let keys = s3.run(&["ls", "-r", &s3uri(&b, "")]).ok().out();
-    let mut got: Vec<&str> = keys.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    let mut got: Vec<&str> = keys
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
     got.sort();
-    let want = [s3uri(&b, "gl/a.log"), s3uri(&b, "gl/s/c.log"), s3uri(&b, "rx/a.log")];
+    let want = [
+        s3uri(&b, "gl/a.log"),
+        s3uri(&b, "gl/s/c.log"),
+        s3uri(&b, "rx/a.log"),
+    ];
     assert_eq!(got, want, "{keys}");
     assert!(Path::new(&dir).join("xa.logz").exists());
     drop_bucket(&s3, &b);
