@@ -170,6 +170,8 @@ impl S3Writer {
     }
 
     async fn abort_now(&mut self) {
+        // Buffered bytes are released at once, not when the writer is finally dropped.
+        self.pending.clear();
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
         if let Some(id) = self.upload_id.take() {
