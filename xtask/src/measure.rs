@@ -15,16 +15,29 @@ pub struct Sample {
 
 /// Run `cmd` to completion and measure it; its stdout is kept when `capture` is set and
 /// sent to /dev/null otherwise (so `cat` costs what it costs in a pipeline to nowhere).
-/// Fails if the command exits non-zero.
+/// With `capture`, its stderr is collected too and passed on to ours when it exits.
+/// Fails if the command exits non-zero; the error's first line says how it ended and
+/// quotes the last line of its stderr, and the command's environment is not shown (it may
+/// hold keys).
 pub fn measure(cmd: &mut Command, capture: bool) -> Result<Sample, String> {
-    let line = format!("{cmd:?}");
-    let out_path = if capture {
-        std::env::temp_dir().join(format!("xtask-out-{}", std::process::id()))
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tmp =
+        |what: &str| std::env::temp_dir().join(format!("xtask-{what}-{}", std::process::id()));
+    let (out_path, err_path) = if capture {
+        (tmp("out"), Some(tmp("err")))
     } else {
-        "/dev/null".into()
+        ("/dev/null".into(), None)
     };
     let out =
         std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+    if let Some(p) = &err_path {
+        let err = std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        cmd.stderr(Stdio::from(err));
+    }
     let start = Instant::now();
     let child = cmd
         .stdout(Stdio::from(out))
@@ -60,9 +73,22 @@ pub fn measure(cmd: &mut Command, capture: bool) -> Result<Sample, String> {
     } else {
         String::new()
     };
+    let stderr = err_path.map_or(String::new(), |p| {
+        let s = std::fs::read_to_string(&p).unwrap_or_default();
+        let _ = std::fs::remove_file(&p);
+        eprint!("{s}");
+        s
+    });
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let how = if libc::WIFSIGNALED(status) {
+            format!("killed by signal {}", libc::WTERMSIG(status))
+        } else {
+            format!("exit status {}", libc::WEXITSTATUS(status))
+        };
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
         return Err(format!(
-            "{line} failed (wait status {status}); output:\n{stdout}"
+            "{how}{}\ncommand: {line}\nstdout:\n{stdout}",
+            last.map_or(String::new(), |l| format!(": {}", l.trim()))
         ));
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);

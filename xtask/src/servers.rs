@@ -52,7 +52,7 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
     let (moto_port, held2) = free_ports(&mut rng, &[0])?;
     drop((held, held2));
 
-    spawn_seaweedfs(&mut servers, tools, weed_port, &access_key, &secret_key)?;
+    spawn_seaweedfs(&mut servers, tools, weed_port, &access_key, &secret_key, 64)?;
     let mut moto = Command::new(&tools.moto_server);
     moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
     scrub_aws(&mut moto);
@@ -78,18 +78,26 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
     Ok(servers)
 }
 
-/// Start SeaweedFS alone, configured as for the tests, in `<runs>/run-<pid>/` (a directory
-/// relative to the workspace root), and wait until it answers. Its endpoint and keys are in
+/// Start SeaweedFS alone, configured as for the tests but with volumes of `volume_size_mb`,
+/// in `<runs>/run-<pid>/` (a directory relative to the workspace root), and wait until it
+/// answers. Its endpoint and keys are in
 /// [`Servers::env`] under the tests' names (`S3DLIO_TEST_S3_SEAWEEDFS`,
 /// `S3DLIO_TEST_S3_ACCESS_KEY`, `S3DLIO_TEST_S3_SECRET_KEY`); [`Servers::pid`] gives its
 /// process id.
-pub fn start_seaweedfs(tools: &Tools, runs: &str) -> Result<Servers, String> {
+pub fn start_seaweedfs(tools: &Tools, runs: &str, volume_size_mb: u32) -> Result<Servers, String> {
     let (mut servers, mut rng) = new_run(runs)?;
     let access_key = rng.alnum(20, false);
     let secret_key = rng.alnum(40, true);
     let (port, held) = free_ports(&mut rng, &weed_offsets())?;
     drop(held);
-    spawn_seaweedfs(&mut servers, tools, port, &access_key, &secret_key)?;
+    spawn_seaweedfs(
+        &mut servers,
+        tools,
+        port,
+        &access_key,
+        &secret_key,
+        volume_size_mb,
+    )?;
     servers.wait_ready(0, port, 403, Instant::now() + READY_TIMEOUT)?;
     servers.keep_logs = false;
     servers.env = [
@@ -131,13 +139,15 @@ fn new_run(runs: &str) -> Result<(Servers, Rng), String> {
 }
 
 /// Start `weed mini` on `port` (and the four ports after it, plus their gRPC twins) with
-/// one identity, in the run directory.
+/// one identity, in the run directory. Volumes are `volume_size_mb` (the tests use 64, so
+/// that many buckets fit: SeaweedFS gives each bucket volumes of its own).
 fn spawn_seaweedfs(
     servers: &mut Servers,
     tools: &Tools,
     port: u16,
     access_key: &str,
     secret_key: &str,
+    volume_size_mb: u32,
 ) -> Result<(), String> {
     let data = servers.dir.join("seaweedfs-data");
     let p = |o: u16| (port + o).to_string();
@@ -154,7 +164,7 @@ fn spawn_seaweedfs(
         .args(["-admin.ui=false", "-webdav=false"])
         .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
         .args(["-master.telemetry=false", "-volume.max=1000"])
-        .arg("-master.volumeSizeLimitMB=64")
+        .arg(format!("-master.volumeSizeLimitMB={volume_size_mb}"))
         // In the run directory (relative: short enough for any workspace path), not in
         // /tmp, where SeaweedFS leaves the S3 one behind.
         .args(["-s3.localSocket=s3.sock", "-filer.localSocket=filer.sock"])
