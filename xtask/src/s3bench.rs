@@ -715,43 +715,55 @@ fn write_report(
              profile; a smoke test of the harness, not numbers to judge.\n"
         );
     }
+    let reproduce = {
+        let default_runs = if opts.quick { 1 } else { 3 };
+        let mut flags = String::new();
+        if opts.quick {
+            flags += " --quick";
+        }
+        if opts.runs != default_runs {
+            flags += &format!(" --runs {}", opts.runs);
+        }
+        format!("cargo xtask bench s3{flags}")
+    };
+    let build = if opts.quick {
+        "dev-profile"
+    } else {
+        "release (fat LTO)"
+    };
     let _ = writeln!(
         report,
-        "Each contender is a child process that does one operation and times only that phase \
-         (after imports and client creation; PUT payloads are made before it): wall time, \
-         and client CPU (user + system of the process and its children, `getrusage`). \
-         {} runs per contender, alternating order (A B C ..., then reversed); the median by \
-         the phase's wall time is shown. Server CPU is SeaweedFS's user + system time over \
-         the whole run (`/proc/<pid>/stat`); peak RSS is the client's (`wait4`), PUT payloads \
-         included. GET and LIST read one shared data set written once by our tool; each PUT \
-         writes its own prefix, which is then listed (count and bytes checked) and deleted. \
-         J is objects in flight; LIST pages sequentially (1,000 keys a page) for everyone. \
-         Ratios are against the fastest peer on that workload (throughput) and the peer \
-         with the lowest client CPU per unit (CPU). Our side: `s3_load` (crates/store-s3 \
-         example, {} build), default `S3Options` (8 MiB parts, 16 MiB multipart threshold, \
-         CRC32C upload checksums). Peers, with their defaults: boto3 (a ThreadPoolExecutor, \
-         one pooled connection per thread), obstore (asyncio, a semaphore of J), s5cmd \
-         (`run` of a commands file with `--numworkers J`, to and from local files), the \
-         original s3dlio (`put_many`, `get_many`, `list(recursive=True)`, in its own \
-         virtualenv). Script: `xtask/bench/s3_peer.py`. Reproduce with `cargo xtask bench \
-         s3{}`.\n",
-        opts.runs,
-        if opts.quick {
-            "dev-profile"
+        "- **Method**: each contender is a child process that does one operation and times \
+         only that phase, after imports and client creation (PUT payloads are made before \
+         it): wall time, and client CPU as user + system time of the process and its \
+         children (`getrusage`). {runs}.\n\
+         - **Also shown**: server CPU, SeaweedFS's user + system time over the whole run \
+         (`/proc/<pid>/stat`); the client's peak RSS (`wait4`), PUT payloads included.\n\
+         - **Data**: GET and LIST read one data set written once by our tool (LIST: objects \
+         of 4 KiB); every GET checks each object's size. Each PUT writes a prefix of its \
+         own, which is then listed (count and bytes checked) and deleted.\n\
+         - **Concurrency**: J is objects in flight; LIST pages sequentially (1,000 keys a \
+         page) for everyone.\n\
+         - **Ours**: `s3_load` (crates/store-s3 example), {build} build of {source}, default \
+         `S3Options` (8 MiB parts, 16 MiB multipart threshold, CRC32C upload checksums).\n\
+         - **Peers**, with their defaults: boto3 (a ThreadPoolExecutor, one pooled connection \
+         per thread), obstore (asyncio, a semaphore of J), s5cmd (`run` of a commands file \
+         with `--numworkers J`, to and from local files, its process start included), the \
+         original s3dlio (`put_many`, `get_many`, `list(recursive=True)`, in a virtualenv \
+         of its own); harness `xtask/bench/s3_peer.py`.\n\
+         - **Ratios**: throughput against the fastest peer on that workload, client CPU \
+         against the peer that spends the least per unit.\n\
+         - **Reproduce**: `{reproduce}`.\n",
+        runs = if opts.runs == 1 {
+            "One run per contender, in the order of the table".to_owned()
         } else {
-            "release (fat LTO)"
+            format!(
+                "{} runs per contender in alternating order (A B C ..., then reversed); the \
+                 median by the phase's wall time is shown",
+                opts.runs
+            )
         },
-        {
-            let default_runs = if opts.quick { 1 } else { 3 };
-            let mut flags = String::new();
-            if opts.quick {
-                flags += " --quick";
-            }
-            if opts.runs != default_runs {
-                flags += &format!(" --runs {}", opts.runs);
-            }
-            flags
-        }
+        source = source_version(),
     );
 
     let not_ready: Vec<&Contender> = contenders.iter().filter(|c| c.ready.is_err()).collect();
@@ -962,6 +974,38 @@ fn write_report(
         let _ = writeln!(report, "{t}");
     }
     let _ = writeln!(report);
+}
+
+/// The commit our side was built from, and whether the crates had uncommitted changes.
+fn source_version() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root())
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        None => "an unknown commit".into(),
+        Some(head) => {
+            let dirty = git(&[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "crates",
+            ])
+            .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("commit {head} with uncommitted changes in crates/")
+            } else {
+                format!("commit {head}")
+            }
+        }
+    }
 }
 
 /// The first line of a message, safe inside a Markdown table cell.
