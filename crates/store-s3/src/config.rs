@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -265,6 +266,9 @@ impl S3Options {
             loader = loader.http_client(https_client_trusting(&path)?);
         }
         loader = loader
+            // A stalled body is caught by `read_timeout`; the SDK's own throughput monitor
+            // would add timers and bookkeeping to every body on the hot path.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts))
             .timeout_config({
                 let mut t = TimeoutConfig::builder()
