@@ -95,6 +95,9 @@ struct Run {
     /// The whole process, start to exit.
     process_wall: f64,
     process_cpu: f64,
+    /// CPU seconds the rest of the machine used meanwhile (neither the contender nor the
+    /// server): other people's builds on a shared machine show here.
+    other_cpu: Option<f64>,
 }
 
 /// Where the bench works and how contenders reach it.
@@ -621,9 +624,9 @@ fn one_run(
         }
     };
     t.env(&mut cmd);
-    let server0 = t.server_pid.and_then(process_cpu);
+    let (server0, busy0) = (t.server_pid.and_then(process_cpu), machine_busy());
     let sample = measure(&mut cmd, true)?;
-    let server1 = t.server_pid.and_then(process_cpu);
+    let (server1, busy1) = (t.server_pid.and_then(process_cpu), machine_busy());
     let phase = Phase::parse(&sample.stdout)?;
     let want_bytes = (w.count * w.size) as u64;
     // The original s3dlio's listing has no sizes: it reports 0 bytes.
@@ -637,14 +640,40 @@ fn one_run(
     if w.op == Op::Put {
         tool.check(prefix, w.count, w.size)?;
     }
+    let server_cpu = server0.zip(server1).map(|(a, b)| b - a);
+    let process_cpu = sample.cpu.as_secs_f64();
     Ok(Run {
         wall: phase.wall_s,
         cpu: phase.cpu_s,
-        server_cpu: server0.zip(server1).map(|(a, b)| b - a),
+        server_cpu,
+        other_cpu: busy0
+            .zip(busy1)
+            .map(|(a, b)| (b - a - process_cpu - server_cpu.unwrap_or(0.0)).max(0.0)),
         max_rss_kib: sample.max_rss_kib,
         process_wall: sample.wall.as_secs_f64(),
-        process_cpu: sample.cpu.as_secs_f64(),
+        process_cpu,
     })
+}
+
+/// CPU seconds all cores have spent running processes since boot (/proc/stat: user, nice,
+/// system). Interrupt time is left out: loopback networking runs much of its work there,
+/// charged to no process, and it would count the bench's own traffic as "other".
+fn machine_busy() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<f64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = [0, 1, 2]
+        .iter()
+        .map(|&i| f.get(i).copied().unwrap_or(0.0))
+        .sum::<f64>();
+    // SAFETY: a plain libc call with no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
 }
 
 /// The median run by the phase's wall time (the lower middle for an even count).
@@ -863,7 +892,7 @@ fn write_report(
             json.push(format!(
                 "{{\"suite\":\"s3\",\"workload\":{},\"contender\":{},\"op\":\"{}\",\"objects\":{},\
                  \"object_size\":{},\"jobs\":{},\"runs\":{},\"wall_s\":{:.6},\"cpu_s\":{:.6},\
-                 \"server_cpu_s\":{},\"max_rss_kib\":{},\"process_wall_s\":{:.6},\
+                 \"server_cpu_s\":{},\"other_cpu_s\":{},\"max_rss_kib\":{},\"process_wall_s\":{:.6},\
                  \"process_cpu_s\":{:.6},\"mib_per_s\":{:.3},\"ops_per_s\":{:.1},\
                  \"cpu_s_per_gib\":{:.4},\"cpu_ms_per_kop\":{:.3},\"ratio_vs_best_peer\":{},\
                  \"cpu_ratio_vs_leanest_peer\":{}}}",
@@ -879,6 +908,9 @@ fn write_report(
                 r.run
                     .server_cpu
                     .map_or("null".into(), |s| format!("{s:.4}")),
+                r.run
+                    .other_cpu
+                    .map_or("null".into(), |s| format!("{s:.4}")),
                 r.run.max_rss_kib,
                 r.run.process_wall,
                 r.run.process_cpu,
@@ -890,11 +922,25 @@ fn write_report(
                 cpu_ratio.map_or("null".into(), |v| format!("{v:.4}")),
             ));
         }
+        // How much of the machine other processes took during this workload's runs.
+        let all_runs = results
+            .iter()
+            .filter_map(|per_w| per_w[wi].as_ref().ok())
+            .flatten();
+        let (other, span) = all_runs.fold((0.0, 0.0), |(o, w), r| {
+            (o + r.other_cpu.unwrap_or(0.0), w + r.process_wall)
+        });
         let _ = writeln!(
             report,
-            "\nFastest peer: {}; leanest peer (client CPU): {}.\n",
+            "\nFastest peer: {}; leanest peer (client CPU): {}. Other processes on the machine \
+             used {:.0}% of its CPU during these runs.\n",
             best.map_or("none measured", |(c, _)| &c.name),
-            leanest.map_or("none measured", |(c, _)| &c.name)
+            leanest.map_or("none measured", |(c, _)| &c.name),
+            if span > 0.0 {
+                100.0 * other / (span * cores as f64)
+            } else {
+                0.0
+            }
         );
 
         // The targets, judged on the native backend (the product); the object_store one is
