@@ -179,12 +179,15 @@ pub fn build_example(
     eprintln!("xtask: building {example} ({profile})");
     let mut c = cargo();
     c.arg("build");
-    if !opts.quick {
-        c.arg("--release");
-    }
-    c.args(["-p", package]);
-    if !features.is_empty() {
-        c.args(["--features", &features.join(",")]);
+    if opts.quick {
+        // Exactly the package set and features of `cargo xtask test`, so cargo resolves the
+        // same features and reuses its artifacts instead of rebuilding the SDKs.
+        c.arg("--workspace").args(crate::FEATURES);
+    } else {
+        c.arg("--release").args(["-p", package]);
+        if !features.is_empty() {
+            c.args(["--features", &features.join(",")]);
+        }
     }
     crate::run(c.args(["--example", example]))?;
     Ok(root()

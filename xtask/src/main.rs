@@ -106,7 +106,7 @@ fn cargo() -> Command {
 }
 
 /// Optional features whose code the tests cover too (the alternative S3 backend).
-const FEATURES: [&str; 2] = ["--features", "s3dlio-store-s3/object-store-backend"];
+pub const FEATURES: [&str; 2] = ["--features", "s3dlio-store-s3/object-store-backend"];
 
 fn test(args: &[String]) -> Result<(), String> {
     let mut clippy = true;
