@@ -8,14 +8,7 @@ use crate::error::{Error, Result};
 /// Units are case-insensitive; a trailing `B` alone means bytes. Fractions are allowed with a
 /// unit (`1.5GB`) and rounded down to whole bytes.
 pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
-    let (num, unit) = (
-        t[..split].replace('_', ""),
-        t[split..].trim().to_ascii_lowercase(),
-    );
+    let (num, unit, raw_unit) = split_number(s);
     let mult: u64 = match unit.as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -29,7 +22,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
         _ => {
             return Err(Error::invalid_input(format!(
                 "size '{s}': unknown unit '{}' (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)",
-                &t[split..]
+                raw_unit
             )))
         }
     };
@@ -38,14 +31,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
 
 /// A count with an optional `k` (thousand), `m` (million) or `g`/`b` (billion) suffix.
 pub fn parse_count(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
-    let (num, unit) = (
-        t[..split].replace('_', ""),
-        t[split..].trim().to_ascii_lowercase(),
-    );
+    let (num, unit, raw_unit) = split_number(s);
     let mult: u64 = match unit.as_str() {
         "" => 1,
         "k" => 1_000,
@@ -54,11 +40,26 @@ pub fn parse_count(s: &str) -> Result<u64> {
         _ => {
             return Err(Error::invalid_input(format!(
                 "count '{s}': unknown suffix '{}' (use k, m or g)",
-                &t[split..]
+                raw_unit
             )))
         }
     };
     scaled(s, &num, mult, "count")
+}
+
+/// `" 1.5 GiB "` -> (`"1.5"`, `"gib"`, `"GiB"`): the number (underscores dropped), the unit
+/// lowercased for matching, and the unit as written for error messages.
+fn split_number(s: &str) -> (String, String, &str) {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    let raw_unit = t[split..].trim();
+    (
+        t[..split].replace('_', ""),
+        raw_unit.to_ascii_lowercase(),
+        raw_unit,
+    )
 }
 
 fn scaled(orig: &str, num: &str, mult: u64, what: &str) -> Result<u64> {
