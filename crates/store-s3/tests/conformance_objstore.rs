@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{options, store, unique_prefix, Server};
+use common::{open_uploads, options, store, unique_prefix, Server};
 use s3dlio_store_core::conformance::{Fixture, Quirk};
 use s3dlio_store_s3::ObjectStoreS3;
 
@@ -60,27 +60,11 @@ mod specific {
     use s3dlio_store_core::{
         ByteRange, ErrorKind, GetOptions, ObjectStore, ObjectStoreExt, PutOptions, Registry,
     };
-    use s3dlio_store_s3::{register_object_store, S3Options, S3Store};
+    use s3dlio_store_s3::{register_object_store, S3Options};
 
     use super::*;
 
     const MIB: usize = 1024 * 1024;
-
-    /// Multipart uploads still open for `key`, as the native client sees them.
-    async fn open_uploads(native: &S3Store, key: &str) -> usize {
-        let out = native
-            .client()
-            .list_multipart_uploads()
-            .bucket(native.bucket())
-            .prefix(key)
-            .send()
-            .await
-            .expect("ListMultipartUploads");
-        out.uploads()
-            .iter()
-            .filter(|u| u.key() == Some(key))
-            .count()
-    }
 
     async fn with(server: Server, opts: S3Options) -> ObjectStoreS3 {
         store(server).await;

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{options, store, store_with, unique_prefix, Server};
+use common::{open_uploads, options, store, store_with, unique_prefix, Server};
 use futures::TryStreamExt;
 use s3dlio_store_core::conformance::{assert_same, pattern};
 use s3dlio_store_core::{
@@ -14,22 +14,6 @@ use s3dlio_store_core::{
 use s3dlio_store_s3::{S3Options, S3Store, StaticCredentials};
 
 const MIB: usize = 1024 * 1024;
-
-/// Multipart uploads still open for `key`.
-async fn open_uploads(store: &S3Store, key: &str) -> usize {
-    let out = store
-        .client()
-        .list_multipart_uploads()
-        .bucket(store.bucket())
-        .prefix(key)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
-    out.uploads()
-        .iter()
-        .filter(|u| u.key() == Some(key))
-        .count()
-}
 
 #[tokio::test]
 async fn wrong_credentials_fail_fast_as_unauthenticated() {

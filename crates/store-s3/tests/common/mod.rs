@@ -97,3 +97,19 @@ pub fn unique_prefix(name: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Multipart uploads still open for `key`, as the native client sees them.
+pub async fn open_uploads(store: &S3Store, key: &str) -> usize {
+    let out = store
+        .client()
+        .list_multipart_uploads()
+        .bucket(store.bucket())
+        .prefix(key)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    out.uploads()
+        .iter()
+        .filter(|u| u.key() == Some(key))
+        .count()
+}
