@@ -23,6 +23,7 @@
 pub mod error;
 pub mod fault;
 pub mod memory;
+pub mod pool;
 pub mod registry;
 pub mod store;
 pub mod types;
@@ -35,6 +36,7 @@ pub mod conformance;
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use fault::{Fault, FaultStore};
 pub use memory::MemoryStore;
+pub use pool::BufferPool;
 pub use registry::{Registry, StoreFactory};
 pub use store::{
     list_stream, paginate, validate_key, Body, ByteStream, DeferredBody, GetResult, ObjectStore,

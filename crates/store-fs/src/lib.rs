@@ -30,7 +30,6 @@ mod io;
 mod keys;
 mod list;
 mod options;
-mod pool;
 mod read;
 mod store;
 mod sys;

@@ -32,7 +32,7 @@ pub struct FsOptions {
     /// Streaming writers gather small writes into a buffer of this size before writing them
     /// to the file; writes at least this large go straight to the file. Default 4 MiB.
     pub write_buffer_size: usize,
-    /// Idle memory kept for reuse by large reads (see the `pool` module): buffers of reads
+    /// Idle memory kept for reuse by large reads (see `s3dlio_store_core::pool`): buffers of reads
     /// of 512 KiB and more return here when the caller drops them, so the next read copies
     /// into memory that is already faulted in. Default 256 MiB; 0 turns pooling off.
     pub buffer_pool_bytes: usize,

@@ -1,7 +1,7 @@
 //! Reads. Small ones happen in the task that opens the file; larger ones are deferred until
 //! the caller says how it wants them: whole, with one positional read into one buffer
 //! (`GetResult::bytes`), or as a stream of chunks small enough to stay in the CPU cache
-//! (`GetResult::into_stream`). Large buffers come from a pool (see `pool.rs`).
+//! (`GetResult::into_stream`). Large buffers come from a pool (see `s3dlio_store_core::pool`).
 
 use std::fs::File;
 use std::ops::Range;
@@ -17,9 +17,9 @@ use s3dlio_store_core::{
 
 use crate::io::IoPool;
 use crate::keys::check_key;
-use crate::pool::BufferPool;
 use crate::store::Inner;
 use crate::sys::{advise, etag, object_meta, read_exact_at, read_exact_into, Access};
+use s3dlio_store_core::BufferPool;
 
 /// Chunks a streamed read keeps in flight: one being consumed, one being read.
 const READ_AHEAD: usize = 2;

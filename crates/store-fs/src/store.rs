@@ -15,9 +15,9 @@ use s3dlio_store_core::{
 use crate::io::IoPool;
 use crate::keys::{check_key, check_prefix, split_key};
 use crate::options::FsOptions;
-use crate::pool::BufferPool;
 use crate::sys::{object_meta, read_err, Access, Root};
 use crate::writer::FsWriter;
+use s3dlio_store_core::BufferPool;
 
 /// An object store over the directory tree under one root: atomic writes through
 /// temporary files and `rename`, positional reads, listings in S3's key order, and no access

@@ -83,6 +83,11 @@ pub struct S3Options {
     pub read_timeout: Duration,
     /// How uploads protect their bytes (default: a CRC32C the server verifies).
     pub upload_integrity: UploadIntegrity,
+    /// Idle memory kept for reuse by large reads (see `s3dlio_store_core::pool`): buffers
+    /// of reads of 512 KiB and more return here when the caller drops them, so the next
+    /// read lands in memory that is already faulted in instead of paying a page fault per
+    /// 4 KiB. Default 256 MiB; 0 turns pooling off. Else `S3DLIO_BUFFER_POOL_BYTES`.
+    pub buffer_pool_bytes: usize,
 }
 
 impl Default for S3Options {
@@ -104,6 +109,7 @@ impl Default for S3Options {
             attempt_timeout: None,
             read_timeout: Duration::from_secs(60),
             upload_integrity: UploadIntegrity::Crc32c,
+            buffer_pool_bytes: 256 * MIB,
         }
     }
 }
@@ -163,7 +169,7 @@ impl S3Options {
     /// These options with tuning from `S3DLIO_*` environment variables applied (the
     /// original s3dlio's names where it had them): `S3DLIO_GET_PART_SIZE`,
     /// `S3DLIO_RANGE_CONCURRENCY`, `S3DLIO_MULTIPART_THRESHOLD`, `S3DLIO_PART_SIZE`,
-    /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`. Sizes take units (`8MiB`). A value
+    /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`, `S3DLIO_BUFFER_POOL_BYTES`. Sizes take units (`8MiB`). A value
     /// that does not parse is an error naming the variable.
     pub fn with_env_overrides(mut self) -> Result<Self> {
         fn get<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
@@ -197,6 +203,9 @@ impl S3Options {
         }
         if let Some(v) = get("S3DLIO_UPLOAD_CONCURRENCY", count)? {
             self.upload_concurrency = v;
+        }
+        if let Some(v) = get("S3DLIO_BUFFER_POOL_BYTES", size)? {
+            self.buffer_pool_bytes = v;
         }
         if let Some(v) = get("S3DLIO_MAX_ATTEMPTS", count)? {
             self.max_attempts = u32::try_from(v)

@@ -89,8 +89,13 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
     let meta = meta_from_get(key, total, &resp);
     let etag = meta.etag.clone();
     let body = resp.body;
-    if served.range.end >= target.end {
-        // One request held it all.
+    let len = target.end - target.start;
+    if served.range.end >= target.end
+        && !shared
+            .pool
+            .pools(usize::try_from(len).unwrap_or(usize::MAX))
+    {
+        // One request held it all, and it is small: its chunks as they come (usually one).
         return Ok(GetResult {
             meta,
             range: target,
@@ -98,6 +103,8 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
             uri,
         });
     }
+    // Large: the rest (if any) fetched concurrently, and one pooled buffer if the caller
+    // wants the object whole.
     let deferred = S3Body {
         shared: Arc::clone(shared),
         key: key.to_owned(),
@@ -362,9 +369,10 @@ impl DeferredBody for S3Body {
             first_end,
             target,
         } = *self;
-        // One buffer at the final size; every part lands straight in its own slice of it.
-        let mut buf = vec![0u8; len];
-        let (head, mut tail) = buf.split_at_mut((first_end - target.start) as usize);
+        // One buffer at the final size (pooled, so usually already faulted in); every part
+        // lands straight in its own slice of it.
+        let mut buf = shared.pool.take(len);
+        let (head, mut tail) = buf[..len].split_at_mut((first_end - target.start) as usize);
         let mut jobs = Vec::with_capacity(rest.len() + 1);
         jobs.push(fill(first, head, &uri).boxed());
         for r in rest {
@@ -383,7 +391,7 @@ impl DeferredBody for S3Body {
             .buffer_unordered(shared.opts.get_concurrency)
             .try_collect::<()>()
             .await?;
-        Ok(Bytes::from(buf))
+        Ok(shared.pool.wrap(buf, len))
     }
 
     fn stream(self: Box<Self>) -> ByteStream {
@@ -405,10 +413,11 @@ impl DeferredBody for S3Body {
                 let (shared, key, etag, uri) =
                     (Arc::clone(&shared), key.clone(), etag.clone(), uri.clone());
                 async move {
-                    let mut buf = vec![0u8; (r.end - r.start) as usize];
+                    let len = (r.end - r.start) as usize;
+                    let mut buf = shared.pool.take(len);
                     let body = fetch_part(&shared, &key, etag.as_deref(), r).await?;
-                    fill(body, &mut buf, &uri).await?;
-                    Ok::<_, Error>(Bytes::from(buf))
+                    fill(body, &mut buf[..len], &uri).await?;
+                    Ok::<_, Error>(shared.pool.wrap(buf, len))
                 }
             })
             .buffered(concurrency);

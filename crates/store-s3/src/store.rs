@@ -14,9 +14,9 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use s3dlio_store_core::store::DEFAULT_PAGE_SIZE;
 use s3dlio_store_core::{
-    validate_key, Capabilities, CopyOptions, Error, ErrorKind, GetOptions, GetResult, ListItem,
-    ListOptions, ListPage, ObjectMeta, ObjectStore, ObjectWriter, Operation, PutMode, PutOptions,
-    PutResult, Result,
+    validate_key, BufferPool, Capabilities, CopyOptions, Error, ErrorKind, GetOptions, GetResult,
+    ListItem, ListOptions, ListPage, ObjectMeta, ObjectStore, ObjectWriter, Operation, PutMode,
+    PutOptions, PutResult, Result,
 };
 
 use crate::config::{S3Options, UploadIntegrity};
@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub bucket: String,
     pub base_uri: String,
     pub opts: S3Options,
+    /// Buffers of large reads, reused once callers drop them.
+    pub pool: Arc<BufferPool>,
 }
 
 impl Shared {
@@ -96,6 +98,7 @@ impl S3Store {
                 base_uri: format!("s3://{bucket}/"),
                 client,
                 bucket,
+                pool: BufferPool::new(opts.buffer_pool_bytes),
                 opts,
             }),
         })

@@ -247,6 +247,49 @@ async fn a_read_never_mixes_two_versions() {
 }
 
 #[tokio::test]
+async fn large_reads_reuse_pooled_buffers_once_dropped() {
+    // Whole large reads land in pooled buffers (no page faults on reuse): a buffer comes
+    // back when the caller drops the bytes, and is never handed out while still held.
+    let store = store(Server::SeaweedFs).await;
+    let prefix = unique_prefix("pool");
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    // One size read in one request, one read in several ranged parts.
+    let (da, db) = (pattern(11, 3 * MIB + 5), pattern(12, 20 * MIB));
+    store.put_bytes(&a, da.clone()).await.unwrap();
+    store.put_bytes(&b, db.clone()).await.unwrap();
+    for (key, data) in [(&a, &da), (&b, &db)] {
+        let first = store.get_bytes(key).await.unwrap();
+        assert_same(&first, data, "first read");
+        let ptr = first.as_ptr();
+        // Held: the second read must get other memory, with the right bytes.
+        let held = store.get_bytes(key).await.unwrap();
+        assert_ne!(held.as_ptr(), ptr, "{key}: a held buffer was reused");
+        assert_same(&held, data, "read while another is held");
+        let held_ptr = held.as_ptr();
+        drop(held);
+        drop(first);
+        // Dropped: a read of the same size reuses one of the two buffers.
+        let again = store.get_bytes(key).await.unwrap();
+        assert!(
+            again.as_ptr() == ptr || again.as_ptr() == held_ptr,
+            "{key}: a dropped buffer was not reused"
+        );
+        assert_same(&again, data, "read into a reused buffer");
+        drop(again);
+    }
+    // With the pool off, reads still work.
+    let off = store_with(
+        Server::SeaweedFs,
+        S3Options {
+            buffer_pool_bytes: 0,
+            ..options(Server::SeaweedFs)
+        },
+    )
+    .await;
+    assert_same(&off.get_bytes(&b).await.unwrap(), &db, "pool off");
+}
+
+#[tokio::test]
 async fn small_objects_cost_one_request() {
     // One GET answers size, ETag and bytes: no HEAD first. Checked by reading an object
     // whose single GET we can see succeed with the metadata filled in.
