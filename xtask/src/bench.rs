@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: our build and its peers on the same data, in the same run,
 //! alternating (A B A B ...), reporting medians and ratios. Every contender is a child
 //! process measured the same way (see `measure.rs`). The `file` suite is here, the `s3`
-//! suite in `s3bench.rs`.
+//! suite in `s3bench.rs`, the `datagen` suite in `datagenbench.rs`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
-const SUITES: &[&str] = &["file", "s3"];
+const SUITES: &[&str] = &["file", "s3", "datagen"];
 
 pub struct Options {
     pub quick: bool,
@@ -76,25 +76,39 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut report = String::new();
     let mut json = Vec::new();
     let mut failed = Vec::new();
+    // Each suite's part of the report, published on its own too.
+    let mut parts = Vec::new();
     for suite in &suites {
+        let (mut r, mut j) = (String::new(), Vec::new());
         match suite.as_str() {
-            "file" => file_suite(&opts, &mut report, &mut json)?,
-            "s3" => failed.extend(crate::s3bench::s3_suite(&opts, &mut report, &mut json)?),
+            "file" => file_suite(&opts, &mut r, &mut j)?,
+            "s3" => failed.extend(crate::s3bench::s3_suite(&opts, &mut r, &mut j)?),
+            "datagen" => failed.extend(crate::datagenbench::datagen_suite(&opts, &mut r, &mut j)?),
             _ => unreachable!("suites are validated above"),
         }
+        report += &r;
+        json.extend(j.iter().cloned());
+        parts.push((suite.clone(), r, j));
     }
     print!("\n{report}");
+    let as_json = |lines: &[String]| format!("[\n  {}\n]\n", lines.join(",\n  "));
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let json = format!("[\n  {}\n]\n", json.join(",\n  "));
     write(&out.join("latest.md"), &report)?;
-    write(&out.join("latest.json"), &json)?;
+    write(&out.join("latest.json"), &as_json(&json))?;
     if !opts.quick {
-        // Full runs are the published numbers.
+        // Full runs are the published numbers: each suite in docs/bench/SUITE.{md,json}, and
+        // all of them together in latest.{md,json} when every suite ran.
         let docs = root().join("docs/bench");
         std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
-        write(&docs.join("latest.md"), &report)?;
-        write(&docs.join("latest.json"), &json)?;
+        for (suite, r, j) in &parts {
+            write(&docs.join(format!("{suite}.md")), r)?;
+            write(&docs.join(format!("{suite}.json")), &as_json(j))?;
+        }
+        if SUITES.iter().all(|s| suites.iter().any(|x| x == s)) {
+            write(&docs.join("latest.md"), &report)?;
+            write(&docs.join("latest.json"), &as_json(&json))?;
+        }
     }
     if !failed.is_empty() {
         // The report shows what failed; the exit status says that something did.

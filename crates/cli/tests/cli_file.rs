@@ -460,6 +460,62 @@ fn tfrecord_output_has_correct_masked_crcs() {
         assert_eq!(payload, 200_000);
         assert_eq!(records, 4); // 64 KiB records
     }
+    // A TensorFlow-compatible reader (PyPI `tfrecord`) reads the records back, and the CRCs
+    // check out with an independent CRC32C (PyPI `crc32c`).
+    let script = format!(
+        r#"
+import crc32c
+from tfrecord.reader import tfrecord_iterator
+def masked(b):
+    c = crc32c.crc32c(b)
+    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+path = {:?}
+lengths = [len(r) for r in tfrecord_iterator(path)]
+raw = open(path, "rb").read()
+pos = 0
+while pos < len(raw):
+    n = int.from_bytes(raw[pos:pos + 8], "little")
+    assert int.from_bytes(raw[pos + 8:pos + 12], "little") == masked(raw[pos:pos + 8])
+    assert int.from_bytes(raw[pos + 12 + n:pos + 16 + n], "little") == masked(raw[pos + 12:pos + 12 + n])
+    pos += 16 + n
+print(lengths)
+"#,
+        d.join("r1.tfrecord").display().to_string()
+    );
+    if let Some(out) = python_with(&["tfrecord", "crc32c"], &script) {
+        assert_eq!(out.trim(), "[65536, 65536, 65536, 3392]");
+    }
+}
+
+/// Run `script` with the test Python if it has `modules`, returning its stdout. Under
+/// `cargo xtask test` (`S3DLIO_TEST_PYTHON` set) the tools venv must have them; run by hand
+/// without it, a Python lacking them skips the check with a note.
+fn python_with(modules: &[&str], script: &str) -> Option<String> {
+    let required = std::env::var("S3DLIO_TEST_PYTHON").ok();
+    let py = required.clone().unwrap_or_else(|| "python3".into());
+    let import = format!("import {}", modules.join(", "));
+    let has = std::process::Command::new(&py)
+        .args(["-c", &import])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            required.is_none(),
+            "{py} lacks {modules:?}: `cargo xtask test` installs them into its venv"
+        );
+        eprintln!("note: {py} lacks {modules:?}; checked in Rust only");
+        return None;
+    }
+    let o = std::process::Command::new(&py)
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{py} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 #[test]
@@ -508,34 +564,17 @@ fn npz_output_is_a_valid_zip_of_one_npy() {
     let npy_file = &z[npy_start..npy_start + size];
     assert_eq!(read_u32(&z[cd + 16..]), crc32fast::hash(npy_file));
 
-    // numpy.load, when the test Python has numpy (the tools venv does not: then the
-    // structure checks above are the verification).
-    let py = std::env::var("S3DLIO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_numpy = std::process::Command::new(&py)
-        .args(["-c", "import numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has_numpy {
-        let script = format!(
-            "import numpy; a = numpy.load({:?})['data']; assert a.dtype == numpy.uint8 and a.shape == (100000,); print(int(a[:64].sum()))",
-            path.display().to_string()
-        );
-        let o = std::process::Command::new(&py)
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "numpy.load failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+    // numpy.load reads it.
+    let script = format!(
+        "import numpy; a = numpy.load({:?})['data']; assert a.dtype == numpy.uint8 and a.shape == (100000,); print(int(a[:64].sum()))",
+        path.display().to_string()
+    );
+    if let Some(out) = python_with(&["numpy"], &script) {
         let sum: u64 = npy_file[10 + hlen..10 + hlen + 64]
             .iter()
             .map(|&b| u64::from(b))
             .sum();
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), sum.to_string());
-    } else {
-        eprintln!("note: {py} has no numpy; validated the zip/npy structure in Rust only");
+        assert_eq!(out.trim(), sum.to_string());
     }
 }
 
