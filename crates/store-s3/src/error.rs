@@ -93,19 +93,33 @@ where
     let (kind, retryable, what) = match &err {
         SdkError::TimeoutError(_) => (ErrorKind::Timeout, true, "request timed out".to_owned()),
         SdkError::DispatchFailure(d) => {
-            let kind = if d.is_timeout() {
-                ErrorKind::Timeout
-            } else if d.is_io() {
-                ErrorKind::Interrupted
+            let context = DisplayErrorContext(&err).to_string();
+            if is_certificate_failure(&context) {
+                // Not transient: the endpoint's certificate is not trusted by this client.
+                (
+                    ErrorKind::InvalidInput,
+                    false,
+                    format!(
+                        "the endpoint's TLS certificate is not trusted (for a private CA, \
+                         set the CA bundle: option ca_bundle, AWS_CA_BUNDLE or --ca-bundle): \
+                         {context}"
+                    ),
+                )
             } else {
-                ErrorKind::Other
-            };
-            // The context names the endpoint and the OS error (e.g. connection refused).
-            (
-                kind,
-                d.is_timeout() || d.is_io(),
-                format!("could not send the request: {}", DisplayErrorContext(&err)),
-            )
+                let kind = if d.is_timeout() {
+                    ErrorKind::Timeout
+                } else if d.is_io() {
+                    ErrorKind::Interrupted
+                } else {
+                    ErrorKind::Other
+                };
+                // The context names the endpoint and the OS error (e.g. connection refused).
+                (
+                    kind,
+                    d.is_timeout() || d.is_io(),
+                    format!("could not send the request: {context}"),
+                )
+            }
         }
         SdkError::ResponseError(_) => (
             ErrorKind::Interrupted,
@@ -164,6 +178,12 @@ pub(crate) fn status_of<E>(
     err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Whether a connection failed because the server's certificate was refused (rustls names
+/// the reason: unknown issuer, expired, wrong name, ...).
+fn is_certificate_failure(context: &str) -> bool {
+    context.contains("invalid peer certificate") || context.contains("InvalidCertificate")
 }
 
 #[cfg(test)]
