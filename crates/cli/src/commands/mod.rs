@@ -2,17 +2,20 @@
 
 mod buckets;
 mod list;
+mod oplog;
 mod put;
 mod rm;
 mod transfer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt};
+use s3dlio_metrics::{Metrics, ObservedStore, OpLog, OpLogConfig, OpLogRecorder, Tracing};
 use s3dlio_store_core::{Error, ObjectStore, ObjectUri, Registry};
 use s3dlio_store_s3::S3Options;
+use tracing::level_filters::LevelFilter;
 
 use crate::args::{Cli, Command, S3Flags};
 use crate::patterns::absolute;
@@ -51,6 +54,13 @@ impl From<&str> for CliError {
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
+/// The layers every store a command opens is wrapped in: metrics (`--metrics`), the
+/// op-log (`--op-log`), and tracing spans (seen at debug level).
+pub type Observers = (Option<Arc<Metrics>>, Option<OpLogRecorder>, Tracing);
+
+/// A store as opened, and the same store inside the observing layers.
+type Wrapped = (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>);
+
 /// What every command shares: the registry of backends and the output mode.
 #[derive(Debug)]
 pub struct Ctx {
@@ -58,6 +68,11 @@ pub struct Ctx {
     pub s3: S3Flags,
     pub json: bool,
     pub cwd: PathBuf,
+    /// `None`: stores are used as opened, with no layer.
+    pub observers: Option<Observers>,
+    /// Each store wrapped once (inner, wrapped), so one store stays one store: `cp` within
+    /// a bucket compares stores to pick a server-side copy.
+    wrapped: Mutex<Vec<Wrapped>>,
 }
 
 /// `S3Options` from the environment (S3DLIO_* tuning) with the command-line flags on top.
@@ -80,7 +95,7 @@ pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
 }
 
 impl Ctx {
-    pub fn new(flags: S3Flags, json: bool) -> CliResult<Self> {
+    pub fn new(flags: S3Flags, json: bool, observers: Option<Observers>) -> CliResult<Self> {
         let mut registry = Registry::new();
         s3dlio_store_fs::register(&mut registry);
         if flags.any() {
@@ -95,7 +110,24 @@ impl Ctx {
             s3: flags,
             json,
             cwd,
+            observers,
+            wrapped: Mutex::default(),
         })
+    }
+
+    /// `store` inside the observing layers, if any; the same store gets the same wrapper.
+    pub fn observe(&self, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        let Some(obs) = &self.observers else {
+            return store;
+        };
+        let mut wrapped = self.wrapped.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, w)) = wrapped.iter().find(|(s, _)| Arc::ptr_eq(s, &store)) {
+            return Arc::clone(w);
+        }
+        let w: Arc<dyn ObjectStore> =
+            Arc::new(ObservedStore::from_arc(Arc::clone(&store), obs.clone()));
+        wrapped.push((store, Arc::clone(&w)));
+        w
     }
 
     /// A URI, or a local path written as one (`/abs`, `./rel`, `../rel`, `.`, `..`).
@@ -135,7 +167,7 @@ impl Ctx {
     }
 
     pub async fn store(&self, uri: &ObjectUri) -> CliResult<Arc<dyn ObjectStore>> {
-        Ok(self.registry.store_for(uri).await?)
+        Ok(self.observe(self.registry.store_for(uri).await?))
     }
 }
 
@@ -183,21 +215,79 @@ where
     Ok(())
 }
 
-/// Run the parsed command line.
+/// Run the parsed command line: open the op-log and metrics it asks for, run the command,
+/// then finish the log and print the metrics (also when the command failed).
 pub async fn run(cli: Cli) -> CliResult {
-    let ctx = Ctx::new(cli.s3, cli.json)?;
-    match cli.command {
-        Command::Ls(a) => list::ls(&ctx, a).await,
-        Command::Stat(a) => list::stat(&ctx, a).await,
-        Command::Get(a) => transfer::get(&ctx, a).await,
-        Command::Put(a) => put::put(&ctx, a).await,
-        Command::Upload(a) => transfer::upload(&ctx, a).await,
-        Command::Download(a) => transfer::download(&ctx, a).await,
-        Command::Cp(a) => transfer::cp(&ctx, a).await,
-        Command::Rm(a) => rm::rm(&ctx, a).await,
-        Command::ListBuckets(a) => buckets::list_buckets(&ctx, a).await,
-        Command::CreateBucket(a) => buckets::create_bucket(&ctx, a).await,
-        Command::DeleteBucket(a) => buckets::delete_bucket(&ctx, a).await,
+    if let Command::Oplog(c) = &cli.command {
+        return oplog::run(c, cli.json);
+    }
+    let op_log = match &cli.op_log {
+        Some(path) => Some(
+            OpLogConfig::from_env()
+                .and_then(|c| OpLog::with_config(path, c))
+                .map_err(|e| CliError(format!("--op-log: {e}")))?,
+        ),
+        None => None,
+    };
+    let metrics = cli.metrics.then(|| Arc::new(Metrics::new()));
+    let spans = LevelFilter::current() >= LevelFilter::DEBUG;
+    let observers = (metrics.is_some() || op_log.is_some() || spans).then(|| {
+        (
+            metrics.clone(),
+            op_log.as_ref().map(OpLog::recorder),
+            Tracing,
+        )
+    });
+    let json = cli.json;
+    let ctx = Ctx::new(cli.s3, json, observers)?;
+    let mut result = dispatch(&ctx, cli.command).await;
+    drop(ctx);
+    if let Some(log) = op_log {
+        match log.finish() {
+            Ok(s) => {
+                tracing::info!(
+                    "op-log: {} operations written to {}",
+                    s.rows,
+                    s.path.display()
+                );
+                if s.dropped > 0 {
+                    eprintln!("s3-cli: op-log: {} operations were not logged", s.dropped);
+                }
+            }
+            Err(e) => {
+                let e = CliError(format!("--op-log: {e}"));
+                match &result {
+                    Ok(()) => result = Err(e),
+                    Err(_) => eprintln!("s3-cli: {e}"),
+                }
+            }
+        }
+    }
+    if let Some(m) = metrics {
+        let snap = m.snapshot();
+        if json {
+            eprintln!("{}", snap.to_json());
+        } else {
+            eprint!("{}", snap.to_table());
+        }
+    }
+    result
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
+    match command {
+        Command::Ls(a) => list::ls(ctx, a).await,
+        Command::Stat(a) => list::stat(ctx, a).await,
+        Command::Get(a) => transfer::get(ctx, a).await,
+        Command::Put(a) => put::put(ctx, a).await,
+        Command::Upload(a) => transfer::upload(ctx, a).await,
+        Command::Download(a) => transfer::download(ctx, a).await,
+        Command::Cp(a) => transfer::cp(ctx, a).await,
+        Command::Rm(a) => rm::rm(ctx, a).await,
+        Command::ListBuckets(a) => buckets::list_buckets(ctx, a).await,
+        Command::CreateBucket(a) => buckets::create_bucket(ctx, a).await,
+        Command::DeleteBucket(a) => buckets::delete_bucket(ctx, a).await,
+        Command::Oplog(c) => oplog::run(&c, ctx.json),
     }
 }
 
