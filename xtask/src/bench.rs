@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
-const SUITES: &[&str] = &["file", "s3"];
+const SUITES: &[&str] = &["file", "s3", "metrics"];
 
 pub struct Options {
     pub quick: bool,
@@ -80,6 +80,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         match suite.as_str() {
             "file" => file_suite(&opts, &mut report, &mut json)?,
             "s3" => failed.extend(crate::s3bench::s3_suite(&opts, &mut report, &mut json)?),
+            "metrics" => crate::metricsbench::metrics_suite(&opts, &mut report, &mut json)?,
             _ => unreachable!("suites are validated above"),
         }
     }

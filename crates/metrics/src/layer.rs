@@ -137,7 +137,8 @@ impl<S: ?Sized + ObjectStore, O: Observer> ObservedStore<S, O> {
             Ok(_) => Outcome::Ok,
             Err(e) => Outcome::Failed(e),
         };
-        self.ctx.finish(op, key, &started, n, bytes, None, outcome);
+        self.ctx
+            .finish(op, key, &started, n, bytes, FirstByte::None, outcome);
         r
     }
 }
@@ -201,10 +202,15 @@ impl<O: Observer> Ctx<O> {
         started: &Started,
         n_objects: u64,
         bytes: u64,
-        first_byte: Option<Duration>,
+        first_byte: FirstByte,
         outcome: Outcome<'_>,
     ) {
         let duration = started.at.elapsed();
+        let first_byte = match first_byte {
+            FirstByte::None => None,
+            FirstByte::At(d) => Some(d),
+            FirstByte::End => Some(duration),
+        };
         let rec = OpRecord {
             op,
             backend: &self.backend,
@@ -235,6 +241,16 @@ impl<O: Observer> Ctx<O> {
     }
 }
 
+/// When the first byte of a GET arrived.
+#[derive(Clone, Copy)]
+enum FirstByte {
+    /// Not a GET, or it failed before any byte.
+    None,
+    At(Duration),
+    /// With the last byte: the whole body came at once.
+    End,
+}
+
 /// A GET whose body is still being read.
 struct PendingGet<O: Observer> {
     ctx: Ctx<O>,
@@ -260,14 +276,14 @@ impl<O: Observer> PendingGet<O> {
         }
         self.done = true;
         // An empty body's first (and last) byte arrives when it ends.
-        let first = self.first.unwrap_or_else(|| self.started.at.elapsed());
+        let first = self.first.map_or(FirstByte::End, FirstByte::At);
         self.ctx.finish(
             OpKind::Get,
             &self.key,
             &self.started,
             1,
             self.got,
-            Some(first),
+            first,
             outcome,
         );
     }
@@ -365,7 +381,7 @@ impl<O: Observer> TimedWriter<O> {
             &self.started,
             1,
             bytes,
-            None,
+            FirstByte::None,
             outcome,
         );
     }
@@ -401,8 +417,15 @@ impl<O: Observer> ObjectWriter for TimedWriter<O> {
             Ok(()) => Outcome::Ok,
             Err(e) => Outcome::Failed(e),
         };
-        self.ctx
-            .finish(OpKind::Write, &self.key, &started, 1, n, None, outcome);
+        self.ctx.finish(
+            OpKind::Write,
+            &self.key,
+            &started,
+            1,
+            n,
+            FirstByte::None,
+            outcome,
+        );
         r
     }
 
@@ -449,13 +472,28 @@ impl<S: ?Sized + ObjectStore, O: Observer> ObjectStore for ObservedStore<S, O> {
         let mut res = match started.run(self.inner.get(key, opts)).await {
             Ok(r) => r,
             Err(e) => {
-                let first = None;
+                let failed = Outcome::Failed(&e);
                 self.ctx
-                    .finish(OpKind::Get, key, &started, 1, 0, first, Outcome::Failed(&e));
+                    .finish(OpKind::Get, key, &started, 1, 0, FirstByte::None, failed);
                 return Err(e);
             }
         };
-        let mut pending = PendingGet {
+        // Already in memory: the read is over (the common case for small objects, timed
+        // without building a pending read).
+        if let Body::Bytes(b) = &res.body {
+            let n = b.len() as u64;
+            self.ctx.finish(
+                OpKind::Get,
+                key,
+                &started,
+                1,
+                n,
+                FirstByte::End,
+                Outcome::Ok,
+            );
+            return Ok(res);
+        }
+        let pending = PendingGet {
             ctx: self.ctx.clone(),
             key: if O::DETAIL {
                 key.to_owned()
@@ -469,14 +507,9 @@ impl<S: ?Sized + ObjectStore, O: Observer> ObjectStore for ObservedStore<S, O> {
             done: false,
         };
         res.body = match std::mem::replace(&mut res.body, Body::Bytes(Bytes::new())) {
-            // Already in memory: the read is over.
-            Body::Bytes(b) => {
-                pending.chunk(b.len());
-                pending.finish(Outcome::Ok);
-                Body::Bytes(b)
-            }
             Body::Stream(s) => Body::Stream(TimedStream { inner: s, pending }.boxed()),
             Body::Deferred(d) => Body::Deferred(Box::new(TimedDeferred { inner: d, pending })),
+            Body::Bytes(_) => unreachable!("handled above"),
         };
         Ok(res)
     }
@@ -499,8 +532,15 @@ impl<S: ?Sized + ObjectStore, O: Observer> ObjectStore for ObservedStore<S, O> {
                 started,
             })),
             Err(e) => {
-                self.ctx
-                    .finish(OpKind::Put, key, &started, 1, 0, None, Outcome::Failed(&e));
+                self.ctx.finish(
+                    OpKind::Put,
+                    key,
+                    &started,
+                    1,
+                    0,
+                    FirstByte::None,
+                    Outcome::Failed(&e),
+                );
                 Err(e)
             }
         }
@@ -541,8 +581,15 @@ impl<S: ?Sized + ObjectStore, O: Observer> ObjectStore for ObservedStore<S, O> {
                 .map_or(Outcome::Ok, Outcome::Failed),
             Err(e) => Outcome::Failed(e),
         };
-        self.ctx
-            .finish(OpKind::Delete, &first, &started, n, 0, None, outcome);
+        self.ctx.finish(
+            OpKind::Delete,
+            &first,
+            &started,
+            n,
+            0,
+            FirstByte::None,
+            outcome,
+        );
         r
     }
 

@@ -11,6 +11,7 @@
 //! and counts it; the count is reported by [`OpLog::finish`] and written at the end of the
 //! log as a `#` comment line, which warp's reader skips.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use crate::layer::{ObservedStore, Observer};
 use crate::op::{OpKind, OpRecord, Outcome};
 use crate::redact::redact;
-use crate::time::Timestamp;
+use crate::time::{TimeWriter, Timestamp};
 
 /// The header line, as warp writes it.
 pub const HEADER: &str =
@@ -48,7 +49,7 @@ pub struct OpLogConfig {
     pub clock_offset_ns: i64,
     /// zstd-compress the log (default true, as warp writes it; the reader takes either).
     pub compress: bool,
-    /// zstd level (default 3).
+    /// zstd level (default 1: the fastest, and TSV of timestamps compresses well anyway).
     pub zstd_level: i32,
 }
 
@@ -60,7 +61,7 @@ impl Default for OpLogConfig {
             client_id: default_client_id(),
             clock_offset_ns: 0,
             compress: true,
-            zstd_level: 3,
+            zstd_level: 1,
         }
     }
 }
@@ -149,6 +150,11 @@ impl std::fmt::Debug for OpLogRecorder {
 }
 
 impl OpLogRecorder {
+    /// Rows waiting for the writer thread.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
     /// Send one row: waits for room unless lossy.
     fn send(&self, row: Row) {
         let msg = Msg::Row(Box::new(row));
@@ -318,8 +324,9 @@ fn write_rows(
 ) -> io::Result<u64> {
     let mut w = BufWriter::with_capacity(256 << 10, out);
     writeln!(w, "{HEADER}")?;
-    let client_id = clean(&config.client_id);
+    let client_id = clean(&config.client_id).into_owned();
     let offset = i128::from(config.clock_offset_ns);
+    let mut times = TimeWriter::default();
     let mut idx: u64 = 0;
     let mut endpoint: Option<(Arc<str>, String)> = None;
     // Ends on Finish, or when every sender is gone.
@@ -328,31 +335,40 @@ fn write_rows(
             .as_ref()
             .is_none_or(|(raw, _)| !Arc::ptr_eq(raw, &row.store_uri))
         {
-            let clean_uri = clean(&redact(&row.store_uri));
+            let clean_uri = clean(&redact(&row.store_uri)).into_owned();
             endpoint = Some((Arc::clone(&row.store_uri), clean_uri));
         }
         let ep = endpoint.as_ref().map_or("", |(_, e)| e.as_str());
-        let start = row.start.offset(offset);
-        let end = start.offset(i128::from(row.duration_ns));
-        let first = row
-            .first_byte_ns
-            .map(|f| start.offset(i128::from(f)).to_string())
-            .unwrap_or_default();
-        let file = clean(&redact(&format!("{}{}", row.store_uri, row.key)));
-        let error = row
-            .error
-            .as_deref()
-            .map(|e| clean(&redact(e)))
-            .unwrap_or_default();
-        writeln!(
+        write!(
             w,
-            "{idx}\t{}\t{}\t{client_id}\t{}\t{}\t{ep}\t{file}\t{error}\t{start}\t{first}\t{end}\t{}",
+            "{idx}\t{}\t{}\t{client_id}\t{}\t{}\t{ep}\t",
             row.thread,
             row.op.as_str(),
             row.n_objects,
             row.bytes,
-            row.duration_ns
         )?;
+        // The file is the object's URI; a key that could hold a query string or user
+        // info is redacted with its store URI, as one URI.
+        if row.key.contains(['?', '@', '=', '\t', '\n', '\r']) {
+            let file = format!("{}{}", row.store_uri, row.key);
+            w.write_all(clean(&redact(&file)).as_bytes())?;
+        } else {
+            write!(w, "{ep}{}", row.key)?;
+        }
+        w.write_all(b"\t")?;
+        if let Some(e) = row.error.as_deref() {
+            w.write_all(clean(&redact(e)).as_bytes())?;
+        }
+        w.write_all(b"\t")?;
+        let start = row.start.offset(offset);
+        times.write(&mut w, start)?;
+        w.write_all(b"\t")?;
+        if let Some(f) = row.first_byte_ns {
+            times.write(&mut w, start.offset(i128::from(f)))?;
+        }
+        w.write_all(b"\t")?;
+        times.write(&mut w, start.offset(i128::from(row.duration_ns)))?;
+        writeln!(w, "\t{}", row.duration_ns)?;
         idx += 1;
     }
     // From here on, late rows are counted as dropped.
@@ -404,11 +420,11 @@ impl Write for Output {
 }
 
 /// A field without tabs or line breaks, so rows stay rows.
-fn clean(s: &str) -> String {
+fn clean(s: &str) -> Cow<'_, str> {
     if s.contains(['\t', '\n', '\r']) {
-        s.replace(['\t', '\n', '\r'], " ")
+        Cow::Owned(s.replace(['\t', '\n', '\r'], " "))
     } else {
-        s.to_owned()
+        Cow::Borrowed(s)
     }
 }
 
