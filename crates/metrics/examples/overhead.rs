@@ -232,36 +232,36 @@ fn main() {
     );
     println!("| store | layer | GETs x rounds | ns/GET best | ns/GET median | overhead best | overhead median | added ns/GET (median) |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
-    for r in &results {
-        let (_, bare_best, bare_med) = r.rows[0];
-        let (bb, bm) = (ns_per_op(bare_best, r.ops), ns_per_op(bare_med, r.ops));
-        for (name, best, med) in &r.rows {
-            let (b, m) = (ns_per_op(*best, r.ops), ns_per_op(*med, r.ops));
-            println!(
-                "| {} | {name} | {} x {} | {b:.0} | {m:.0} | {:+.2}% | {:+.2}% | {:+.0} |",
-                r.store,
-                r.ops,
-                r.rounds,
-                pct(b, bb),
-                pct(m, bm),
-                m - bm
-            );
-        }
+    // (store, layer, ops, rounds, ns best, ns median, overhead best %, overhead median %)
+    let lines: Vec<_> = results
+        .iter()
+        .flat_map(|r| {
+            let (bb, bm) = (ns_per_op(r.rows[0].1, r.ops), ns_per_op(r.rows[0].2, r.ops));
+            r.rows.iter().map(move |(name, best, med)| {
+                let (b, m) = (ns_per_op(*best, r.ops), ns_per_op(*med, r.ops));
+                (
+                    r.store,
+                    *name,
+                    r.ops,
+                    r.rounds,
+                    b,
+                    m,
+                    pct(b, bb),
+                    pct(m, bm),
+                    m - bm,
+                )
+            })
+        })
+        .collect();
+    for (store, layer, ops, rounds, b, m, pb, pm, added) in &lines {
+        println!(
+            "| {store} | {layer} | {ops} x {rounds} | {b:.0} | {m:.0} | {pb:+.2}% | {pm:+.2}% | {added:+.0} |"
+        );
     }
     println!();
-    for r in &results {
-        let (_, bare_best, bare_med) = r.rows[0];
-        let (bb, bm) = (ns_per_op(bare_best, r.ops), ns_per_op(bare_med, r.ops));
-        for (name, best, med) in &r.rows {
-            let (b, m) = (ns_per_op(*best, r.ops), ns_per_op(*med, r.ops));
-            println!(
-                "{{\"suite\":\"metrics\",\"store\":\"{}\",\"layer\":\"{name}\",\"ops\":{},\"rounds\":{},\"ns_per_get_best\":{b:.1},\"ns_per_get_median\":{m:.1},\"overhead_pct_best\":{:.3},\"overhead_pct_median\":{:.3},\"quick\":{quick}}}",
-                r.store,
-                r.ops,
-                r.rounds,
-                pct(b, bb),
-                pct(m, bm)
-            );
-        }
+    for (store, layer, ops, rounds, b, m, pb, pm, _) in &lines {
+        println!(
+            "{{\"suite\":\"metrics\",\"store\":\"{store}\",\"layer\":\"{layer}\",\"ops\":{ops},\"rounds\":{rounds},\"ns_per_get_best\":{b:.1},\"ns_per_get_median\":{m:.1},\"overhead_pct_best\":{pb:.3},\"overhead_pct_median\":{pm:.3},\"quick\":{quick}}}"
+        );
     }
 }
