@@ -62,3 +62,8 @@ pub use time::Timestamp;
 
 /// `hdrhistogram`, whose `Histogram` the snapshots hold.
 pub use hdrhistogram;
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
