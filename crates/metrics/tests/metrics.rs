@@ -49,17 +49,17 @@ async fn percentiles_match_injected_latencies() {
             "{d:?} not in {lo:?}..{hi:?}: {l:?}"
         );
     };
-    within(l.p50, 5 * MS, 25 * MS);
-    within(l.p90, 5 * MS, 25 * MS);
-    within(l.p99, 50 * MS, 150 * MS);
-    within(l.p999, 50 * MS, 150 * MS);
-    within(l.max, 50 * MS, 150 * MS);
+    within(l.p50, 5 * MS, 49 * MS);
+    within(l.p90, 5 * MS, 49 * MS);
+    within(l.p99, 50 * MS, 250 * MS);
+    within(l.p999, 50 * MS, 250 * MS);
+    within(l.max, 50 * MS, 250 * MS);
     assert!(l.min >= (5 * MS).mul_f64(0.999));
     // MemoryStore bodies are in memory: the first byte comes with the response.
     let t = get.ttfb().unwrap();
     assert_eq!(t.count, 100);
-    within(t.p50, 5 * MS, 25 * MS);
-    within(t.p99, 50 * MS, 150 * MS);
+    within(t.p50, 5 * MS, 49 * MS);
+    within(t.p99, 50 * MS, 250 * MS);
     let mean = get.mean();
     within(mean, (9 * MS).mul_f64(0.999), 40 * MS); // (90*5 + 10*50) / 100 = 9.5 ms
     let put = snap.get("mem", OpKind::Put).unwrap();
@@ -83,13 +83,14 @@ async fn ttfb_and_total_differ_for_a_slowly_read_body() {
         .unwrap()
         .into_stream();
     assert_eq!(s.next().await.unwrap().unwrap(), "abc");
-    tokio::time::sleep(40 * MS).await;
+    tokio::time::sleep(60 * MS).await;
     assert!(s.next().await.is_none());
     let snap = metrics.snapshot();
     let get = snap.get("mem", OpKind::Get).unwrap();
     let (total, ttfb) = (get.latency(), get.ttfb().unwrap());
-    assert!(total.max >= 40 * MS, "{total:?}");
-    assert!(ttfb.max < 20 * MS, "{ttfb:?}");
+    // The first byte came before the pause, the end after it.
+    assert!(total.max >= 60 * MS, "{total:?}");
+    assert!(ttfb.max < 50 * MS, "{ttfb:?}");
 }
 
 #[tokio::test]
