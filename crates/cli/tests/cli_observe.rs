@@ -220,3 +220,51 @@ fn debug_logging_shows_one_span_per_operation() {
         r.stderr
     );
 }
+
+#[test]
+fn a_closed_stdout_still_leaves_a_readable_op_log() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("big.bin");
+    std::fs::write(&f, bytes(16 << 20, 7)).unwrap();
+    let log = t.path().join("ops.tsv.zst");
+    let mut child = cmd()
+        .args(["--op-log", log.to_str().unwrap(), "stat", &uri(&f)])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // `| head -c 10`: the reader goes away after a few bytes of a 16 MiB object.
+    let log2 = t.path().join("get.tsv.zst");
+    let mut child = cmd()
+        .args(["--op-log", log2.to_str().unwrap(), "get", &uri(&f)])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "a closed pipe ends s3-cli quietly"
+    );
+    assert_eq!(
+        oplog_rows(&log),
+        vec![("HEAD".to_owned(), 1, 0, uri(&f), false)]
+    );
+    // The GET was cut short by the exit; the log is complete and readable all the same.
+    let log2 = s3dlio_metrics::read_op_log(&log2).unwrap();
+    assert!(log2.rows.len() <= 1, "{:?}", log2.rows);
+    assert!(
+        log2.comments[0].contains("dropped=0"),
+        "{:?}",
+        log2.comments
+    );
+}

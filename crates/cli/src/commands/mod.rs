@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt};
-use s3dlio_metrics::{Metrics, ObservedStore, OpLog, OpLogConfig, OpLogRecorder, Tracing};
+use s3dlio_metrics::{
+    finalize_op_log, init_op_log_with, GlobalOpLog, Metrics, ObservedStore, OpLogConfig, Tracing,
+};
 use s3dlio_store_core::{Error, ObjectStore, ObjectUri, Registry};
 use s3dlio_store_s3::S3Options;
 use tracing::level_filters::LevelFilter;
@@ -55,8 +57,9 @@ impl From<&str> for CliError {
 pub type CliResult<T = ()> = Result<T, CliError>;
 
 /// The layers every store a command opens is wrapped in: metrics (`--metrics`), the
-/// op-log (`--op-log`), and tracing spans (seen at debug level).
-pub type Observers = (Option<Arc<Metrics>>, Option<OpLogRecorder>, Tracing);
+/// op-log (`--op-log`, kept as the process-wide log so that every way out of the process
+/// can finish it), and tracing spans (seen at debug level).
+pub type Observers = (Option<Arc<Metrics>>, Option<GlobalOpLog>, Tracing);
 
 /// A store as opened, and the same store inside the observing layers.
 type Wrapped = (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>);
@@ -221,45 +224,38 @@ pub async fn run(cli: Cli) -> CliResult {
     if let Command::Oplog(c) = &cli.command {
         return oplog::run(c, cli.json);
     }
-    let op_log = match &cli.op_log {
-        Some(path) => Some(
-            OpLogConfig::from_env()
-                .and_then(|c| OpLog::with_config(path, c))
-                .map_err(|e| CliError(format!("--op-log: {e}")))?,
-        ),
-        None => None,
-    };
+    if let Some(path) = &cli.op_log {
+        OpLogConfig::from_env()
+            .and_then(|c| init_op_log_with(path, c))
+            .map_err(|e| CliError(format!("--op-log: {e}")))?;
+    }
     let metrics = cli.metrics.then(|| Arc::new(Metrics::new()));
     let spans = LevelFilter::current() >= LevelFilter::DEBUG;
-    let observers = (metrics.is_some() || op_log.is_some() || spans).then(|| {
-        (
-            metrics.clone(),
-            op_log.as_ref().map(OpLog::recorder),
-            Tracing,
-        )
-    });
+    let op_log = cli.op_log.is_some().then_some(GlobalOpLog);
+    let observers = (metrics.is_some() || op_log.is_some() || spans)
+        .then(|| (metrics.clone(), op_log, Tracing));
     let json = cli.json;
-    let ctx = Ctx::new(cli.s3, json, observers)?;
-    let mut result = dispatch(&ctx, cli.command).await;
-    drop(ctx);
-    if let Some(log) = op_log {
-        match log.finish() {
-            Ok(s) => {
-                tracing::info!(
-                    "op-log: {} operations written to {}",
-                    s.rows,
-                    s.path.display()
-                );
-                if s.dropped > 0 {
-                    eprintln!("s3-cli: op-log: {} operations were not logged", s.dropped);
-                }
+    let mut result = match Ctx::new(cli.s3, json, observers) {
+        Ok(ctx) => dispatch(&ctx, cli.command).await,
+        Err(e) => Err(e),
+    };
+    match finalize_op_log() {
+        Ok(Some(s)) => {
+            tracing::info!(
+                "op-log: {} operations written to {}",
+                s.rows,
+                s.path.display()
+            );
+            if s.dropped > 0 {
+                eprintln!("s3-cli: op-log: {} operations were not logged", s.dropped);
             }
-            Err(e) => {
-                let e = CliError(format!("--op-log: {e}"));
-                match &result {
-                    Ok(()) => result = Err(e),
-                    Err(_) => eprintln!("s3-cli: {e}"),
-                }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let e = CliError(format!("--op-log: {e}"));
+            match &result {
+                Ok(()) => result = Err(e),
+                Err(_) => eprintln!("s3-cli: {e}"),
             }
         }
     }
@@ -291,13 +287,20 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
     }
 }
 
+/// End the process with success at once (stdout was closed: `| head`), finishing the
+/// op-log first so that it stays readable.
+pub fn exit_quietly() -> ! {
+    let _ = finalize_op_log();
+    std::process::exit(0)
+}
+
 /// Write a line to stdout; a closed pipe (`| head`) ends the command quietly.
 pub fn out(line: &str) -> CliResult {
     use std::io::Write;
     let mut o = std::io::stdout().lock();
     match writeln!(o, "{line}") {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit_quietly(),
         Err(e) => Err(format!("writing to stdout: {e}").into()),
     }
 }

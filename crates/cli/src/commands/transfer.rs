@@ -124,7 +124,7 @@ async fn to_stdout(store: &dyn ObjectStore, key: &str, range: Option<ByteRange>)
     while let Some(chunk) = body.try_next().await? {
         if let Err(e) = stdout.write_all(&chunk).await {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
+                super::exit_quietly();
             }
             return Err(format!("writing to stdout: {e}").into());
         }
