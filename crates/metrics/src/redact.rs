@@ -9,9 +9,10 @@ use std::borrow::Cow;
 pub const REDACTED: &str = "REDACTED";
 
 /// Query parameters that hold secrets wherever they appear (compared case-insensitively).
-const SECRET_PARAMS: [&str; 8] = [
+const SECRET_PARAMS: [&str; 9] = [
     "sig",
     "signature",
+    "credential",
     "x-amz-signature",
     "x-amz-credential",
     "x-amz-security-token",
@@ -117,6 +118,10 @@ mod tests {
             "request failed: X-Amz-Signature=REDACTED&X-Amz-Date=1"
         );
         assert_eq!(redact("sig=abc"), "sig=REDACTED");
+        assert_eq!(
+            redact("Authorization: AWS4-HMAC-SHA256 Credential=AKIA/x, Signature=ff"),
+            "Authorization: AWS4-HMAC-SHA256 Credential=REDACTED Signature=REDACTED"
+        );
     }
 
     #[test]
