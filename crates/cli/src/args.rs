@@ -13,9 +13,17 @@ pub struct Cli {
     /// More logging on stderr: -v info, -vv debug (RUST_LOG overrides).
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Machine-readable output (JSON lines) where it fits: ls, stat, list-buckets.
+    /// Machine-readable output (JSON lines) where it fits: ls, stat, list-buckets,
+    /// oplog stats, and the --metrics report.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Write every storage operation to FILE (MinIO warp TSV, zstd-compressed).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub op_log: Option<PathBuf>,
+    /// Print latency metrics per operation (count, bytes, p50..p99.99, max) on stderr at
+    /// the end.
+    #[arg(long, global = true)]
+    pub metrics: bool,
     #[command(flatten)]
     pub s3: S3Flags,
     #[command(subcommand)]
@@ -74,6 +82,22 @@ pub enum Command {
     CreateBucket(BucketArgs),
     /// Delete an empty bucket (s3://NAME or NAME) or an empty directory (file:///path).
     DeleteBucket(BucketArgs),
+    /// Read op-logs written with --op-log (or by warp).
+    #[command(subcommand)]
+    Oplog(OplogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OplogCommand {
+    /// Per-operation summary of an op-log: count, errors, bytes, mean/p50/p99/max latency,
+    /// median time to first byte, throughput.
+    Stats(OplogStatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OplogStatsArgs {
+    /// The op-log (zstd-compressed or plain TSV).
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -272,3 +272,62 @@ fn upload_patterns_to_s3() {
     assert!(Path::new(&dir).join("xa.logz").exists());
     drop_bucket(&s3, &b);
 }
+
+#[test]
+fn op_log_on_s3_holds_each_operation() {
+    let s3 = S3::seaweedfs();
+    let b = fresh_bucket(&s3, "oplog");
+    let t = tempfile::tempdir().unwrap();
+    let log = |n: &str| t.path().join(n);
+    let arg = |n: &str| log(n).to_str().unwrap().to_owned();
+    let obj = |i: u64| s3uri(&b, &format!("ol/object_{i}_of_2.dat"));
+    type Row = (String, u64, u64, String, bool);
+    let r = |op: &str, n: u64, bytes: u64, file: &str, failed: bool| -> Row {
+        (op.into(), n, bytes, file.into(), failed)
+    };
+    s3.run(&[
+        "--op-log",
+        &arg("put"),
+        "put",
+        &s3uri(&b, "ol/"),
+        "-n",
+        "2",
+        "-s",
+        "10KiB",
+    ])
+    .ok();
+    assert_eq!(
+        sorted(oplog_rows(&log("put"))),
+        vec![
+            r("PUT", 1, 10_240, &obj(0), false),
+            r("PUT", 1, 10_240, &obj(1), false)
+        ]
+    );
+    s3.run(&[
+        "--op-log",
+        &arg("get"),
+        "--metrics",
+        "get",
+        "-r",
+        &s3uri(&b, "ol/"),
+    ])
+    .ok();
+    let rows = oplog_rows(&log("get"));
+    assert_eq!(rows[0], r("LIST", 2, 0, &s3uri(&b, "ol/"), false));
+    assert_eq!(
+        sorted(rows[1..].to_vec()),
+        vec![
+            r("GET", 1, 10_240, &obj(0), false),
+            r("GET", 1, 10_240, &obj(1), false)
+        ]
+    );
+    let f = s3dlio_metrics::read_op_log(log("get")).unwrap();
+    assert!(f.rows.iter().all(|r| r.endpoint == format!("s3://{b}/")));
+    s3.run(&["--op-log", &arg("stat"), "stat", &s3uri(&b, "ol/nope")])
+        .fails(1, "not found");
+    assert_eq!(
+        oplog_rows(&log("stat")),
+        vec![r("HEAD", 1, 0, &s3uri(&b, "ol/nope"), true)]
+    );
+    drop_bucket(&s3, &b);
+}

@@ -2,17 +2,22 @@
 
 mod buckets;
 mod list;
+mod oplog;
 mod put;
 mod rm;
 mod transfer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt};
+use s3dlio_metrics::{
+    finalize_op_log, init_op_log_with, GlobalOpLog, Metrics, ObservedStore, OpLogConfig, Tracing,
+};
 use s3dlio_store_core::{Error, ObjectStore, ObjectUri, Registry};
 use s3dlio_store_s3::S3Options;
+use tracing::level_filters::LevelFilter;
 
 use crate::args::{Cli, Command, S3Flags};
 use crate::patterns::absolute;
@@ -51,6 +56,14 @@ impl From<&str> for CliError {
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
+/// The layers every store a command opens is wrapped in: metrics (`--metrics`), the
+/// op-log (`--op-log`, kept as the process-wide log so that every way out of the process
+/// can finish it), and tracing spans (seen at debug level).
+pub type Observers = (Option<Arc<Metrics>>, Option<GlobalOpLog>, Tracing);
+
+/// A store as opened, and the same store inside the observing layers.
+type Wrapped = (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>);
+
 /// What every command shares: the registry of backends and the output mode.
 #[derive(Debug)]
 pub struct Ctx {
@@ -58,6 +71,11 @@ pub struct Ctx {
     pub s3: S3Flags,
     pub json: bool,
     pub cwd: PathBuf,
+    /// `None`: stores are used as opened, with no layer.
+    pub observers: Option<Observers>,
+    /// Each store wrapped once (inner, wrapped), so one store stays one store: `cp` within
+    /// a bucket compares stores to pick a server-side copy.
+    wrapped: Mutex<Vec<Wrapped>>,
 }
 
 /// `S3Options` from the environment (S3DLIO_* tuning) with the command-line flags on top.
@@ -80,7 +98,7 @@ pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
 }
 
 impl Ctx {
-    pub fn new(flags: S3Flags, json: bool) -> CliResult<Self> {
+    pub fn new(flags: S3Flags, json: bool, observers: Option<Observers>) -> CliResult<Self> {
         let mut registry = Registry::new();
         s3dlio_store_fs::register(&mut registry);
         if flags.any() {
@@ -95,7 +113,24 @@ impl Ctx {
             s3: flags,
             json,
             cwd,
+            observers,
+            wrapped: Mutex::default(),
         })
+    }
+
+    /// `store` inside the observing layers, if any; the same store gets the same wrapper.
+    pub fn observe(&self, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        let Some(obs) = &self.observers else {
+            return store;
+        };
+        let mut wrapped = self.wrapped.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, w)) = wrapped.iter().find(|(s, _)| Arc::ptr_eq(s, &store)) {
+            return Arc::clone(w);
+        }
+        let w: Arc<dyn ObjectStore> =
+            Arc::new(ObservedStore::from_arc(Arc::clone(&store), obs.clone()));
+        wrapped.push((store, Arc::clone(&w)));
+        w
     }
 
     /// A URI, or a local path written as one (`/abs`, `./rel`, `../rel`, `.`, `..`).
@@ -135,7 +170,7 @@ impl Ctx {
     }
 
     pub async fn store(&self, uri: &ObjectUri) -> CliResult<Arc<dyn ObjectStore>> {
-        Ok(self.registry.store_for(uri).await?)
+        Ok(self.observe(self.registry.store_for(uri).await?))
     }
 }
 
@@ -183,22 +218,80 @@ where
     Ok(())
 }
 
-/// Run the parsed command line.
+/// Run the parsed command line: open the op-log and metrics it asks for, run the command,
+/// then finish the log and print the metrics (also when the command failed).
 pub async fn run(cli: Cli) -> CliResult {
-    let ctx = Ctx::new(cli.s3, cli.json)?;
-    match cli.command {
-        Command::Ls(a) => list::ls(&ctx, a).await,
-        Command::Stat(a) => list::stat(&ctx, a).await,
-        Command::Get(a) => transfer::get(&ctx, a).await,
-        Command::Put(a) => put::put(&ctx, a).await,
-        Command::Upload(a) => transfer::upload(&ctx, a).await,
-        Command::Download(a) => transfer::download(&ctx, a).await,
-        Command::Cp(a) => transfer::cp(&ctx, a).await,
-        Command::Rm(a) => rm::rm(&ctx, a).await,
-        Command::ListBuckets(a) => buckets::list_buckets(&ctx, a).await,
-        Command::CreateBucket(a) => buckets::create_bucket(&ctx, a).await,
-        Command::DeleteBucket(a) => buckets::delete_bucket(&ctx, a).await,
+    if let Command::Oplog(c) = &cli.command {
+        return oplog::run(c, cli.json);
     }
+    if let Some(path) = &cli.op_log {
+        OpLogConfig::from_env()
+            .and_then(|c| init_op_log_with(path, c))
+            .map_err(|e| CliError(format!("--op-log: {e}")))?;
+    }
+    let metrics = cli.metrics.then(|| Arc::new(Metrics::new()));
+    let spans = LevelFilter::current() >= LevelFilter::DEBUG;
+    let op_log = cli.op_log.is_some().then_some(GlobalOpLog);
+    let observers = (metrics.is_some() || op_log.is_some() || spans)
+        .then(|| (metrics.clone(), op_log, Tracing));
+    let json = cli.json;
+    let mut result = match Ctx::new(cli.s3, json, observers) {
+        Ok(ctx) => dispatch(&ctx, cli.command).await,
+        Err(e) => Err(e),
+    };
+    match finalize_op_log() {
+        Ok(Some(s)) => {
+            tracing::info!(
+                "op-log: {} operations written to {}",
+                s.rows,
+                s.path.display()
+            );
+            if s.dropped > 0 {
+                eprintln!("s3-cli: op-log: {} operations were not logged", s.dropped);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let e = CliError(format!("--op-log: {e}"));
+            match &result {
+                Ok(()) => result = Err(e),
+                Err(_) => eprintln!("s3-cli: {e}"),
+            }
+        }
+    }
+    if let Some(m) = metrics {
+        let snap = m.snapshot();
+        if json {
+            eprintln!("{}", snap.to_json());
+        } else {
+            eprint!("{}", snap.to_table());
+        }
+    }
+    result
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
+    match command {
+        Command::Ls(a) => list::ls(ctx, a).await,
+        Command::Stat(a) => list::stat(ctx, a).await,
+        Command::Get(a) => transfer::get(ctx, a).await,
+        Command::Put(a) => put::put(ctx, a).await,
+        Command::Upload(a) => transfer::upload(ctx, a).await,
+        Command::Download(a) => transfer::download(ctx, a).await,
+        Command::Cp(a) => transfer::cp(ctx, a).await,
+        Command::Rm(a) => rm::rm(ctx, a).await,
+        Command::ListBuckets(a) => buckets::list_buckets(ctx, a).await,
+        Command::CreateBucket(a) => buckets::create_bucket(ctx, a).await,
+        Command::DeleteBucket(a) => buckets::delete_bucket(ctx, a).await,
+        Command::Oplog(c) => oplog::run(&c, ctx.json),
+    }
+}
+
+/// End the process with success at once (stdout was closed: `| head`), finishing the
+/// op-log first so that it stays readable.
+pub fn exit_quietly() -> ! {
+    let _ = finalize_op_log();
+    std::process::exit(0)
 }
 
 /// Write a line to stdout; a closed pipe (`| head`) ends the command quietly.
@@ -207,7 +300,7 @@ pub fn out(line: &str) -> CliResult {
     let mut o = std::io::stdout().lock();
     match writeln!(o, "{line}") {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit_quietly(),
         Err(e) => Err(format!("writing to stdout: {e}").into()),
     }
 }

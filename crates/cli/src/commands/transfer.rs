@@ -124,7 +124,7 @@ async fn to_stdout(store: &dyn ObjectStore, key: &str, range: Option<ByteRange>)
     while let Some(chunk) = body.try_next().await? {
         if let Err(e) = stdout.write_all(&chunk).await {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
+                super::exit_quietly();
             }
             return Err(format!("writing to stdout: {e}").into());
         }
@@ -148,7 +148,7 @@ fn dir_store(ctx: &Ctx, dir: &str) -> CliResult<Arc<dyn ObjectStore>> {
         .ok_or_else(|| CliError(format!("{dir}: not a local directory")))?;
     std::fs::create_dir_all(&path)
         .map_err(|e| CliError(format!("creating directory {}: {e}", path.display())))?;
-    Ok(Arc::new(FsStore::new(path)?))
+    Ok(ctx.observe(Arc::new(FsStore::new(path)?)))
 }
 
 /// Copy `objects` from `src` into `dst`, each named by `name(meta)`, `jobs` at a time.

@@ -169,3 +169,32 @@ pub fn sample_tree() -> Vec<(&'static str, Vec<u8>)> {
         ("name with spaces+%.dat", bytes(10, 5)),
     ]
 }
+
+/// The rows of an op-log as (op, n_objects, bytes, file, failed), after checking that
+/// every row's times agree: `end - start == duration_ns`, `start <= first_byte <= end`,
+/// and that only GETs have a first byte.
+pub fn oplog_rows(path: &Path) -> Vec<(String, u64, u64, String, bool)> {
+    let log = s3dlio_metrics::read_op_log(path).unwrap();
+    for (i, r) in log.rows.iter().enumerate() {
+        assert_eq!(r.idx, i as u64);
+        assert_eq!(
+            r.end.nanos_since(r.start),
+            i128::from(r.duration_ns),
+            "{r:?}"
+        );
+        match r.first_byte {
+            Some(fb) => assert!(r.op == "GET" && r.start <= fb && fb <= r.end, "{r:?}"),
+            None => assert!(r.op != "GET" || r.is_error(), "{r:?}"),
+        }
+    }
+    log.rows
+        .into_iter()
+        .map(|r| (r.op, r.n_objects, r.bytes, r.file, !r.error.is_empty()))
+        .collect()
+}
+
+/// `rows` sorted, for operations that ran concurrently.
+pub fn sorted<T: Ord>(mut rows: Vec<T>) -> Vec<T> {
+    rows.sort();
+    rows
+}
