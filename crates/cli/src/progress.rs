@@ -1,7 +1,7 @@
 //! Progress bars on long work when stderr is a terminal, and one summary line at the end.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -21,8 +21,24 @@ pub struct Progress {
 }
 
 /// Whether progress bars are drawn (stderr is a terminal).
+/// Library callers (the Python module) turn the summary lines off: their callers get
+/// results, not text on stderr.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Turn progress bars and summary lines off (`true`) or on for the whole process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// A one-line note on stderr (`created bucket ...`), unless [`set_quiet`] turned them off.
+pub fn note(line: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{line}");
+    }
+}
+
 pub fn interactive() -> bool {
-    std::io::stderr().is_terminal()
+    !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal()
 }
 
 impl Progress {
@@ -126,10 +142,13 @@ impl Progress {
         }
     }
 
-    /// Stop the bar (its last state stays on screen) and print the summary line on stderr.
+    /// Stop the bar (its last state stays on screen) and print the summary line on stderr
+    /// (unless [`set_quiet`] turned it off).
     pub fn finish(&self) {
         self.bar.finish();
-        eprintln!("{}", self.summary());
+        if !QUIET.load(Ordering::Relaxed) {
+            eprintln!("{}", self.summary());
+        }
     }
 
     /// `uploaded 12 objects, 3.0 MiB in 1.20 s (2.5 MiB/s)`.

@@ -1,8 +1,26 @@
-//! The Python module `s3dlio`, built with maturin.
+//! The native half of the Python module `s3dlio` (`s3dlio._s3dlio`), built with maturin and
+//! re-exported by the pure-Python package in `python/s3dlio`. A thin layer: every function
+//! parses its arguments, releases the GIL, and runs the Rust crates' code on a runtime owned
+//! by this process.
 //!
-//! This crate will hold a thin PyO3 layer over the Rust crates: the object API with
-//! `_async` twins, writers, data generation, datasets and loaders for PyTorch, JAX and
-//! TensorFlow, checkpoints, TFRecord indexes, op-logs and metrics, each call releasing the
-//! GIL and returning zero-copy buffers.
-//!
-//! It is empty until its issue lands; nothing here is usable yet.
+//! * [`runtime`]: the per-process runtime and backends, rebuilt after `fork`.
+//! * [`errors`]: store errors as Python exceptions (`FileNotFoundError`, `PermissionError`,
+//!   `ValueError`, or the `S3dlioError` family).
+//! * [`buffer`]: `BytesView`, object bytes shared with Python through the buffer protocol.
+//! * [`objects`]: the object API (get, put, list, stat, upload, ...).
+
+mod buffer;
+mod errors;
+mod objects;
+mod runtime;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _s3dlio(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<buffer::BytesView>()?;
+    objects::register(m)?;
+    Ok(())
+}

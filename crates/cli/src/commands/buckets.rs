@@ -6,6 +6,7 @@ use s3dlio_store_s3::S3Store;
 
 use super::{out, s3_options, CliError, CliResult, Ctx};
 use crate::args::{BucketArgs, ListBucketsArgs};
+use crate::progress::note;
 use crate::units::json_str;
 
 /// `s3://NAME`, `NAME` (S3) or a local path / `file://` URI.
@@ -74,14 +75,14 @@ pub async fn create_bucket(ctx: &Ctx, a: BucketArgs) -> CliResult {
     match uri.scheme {
         Scheme::S3 => {
             s3_store(ctx, &uri.container).await?.create_bucket().await?;
-            eprintln!("created bucket s3://{}", uri.container);
+            note(&format!("created bucket s3://{}", uri.container));
             Ok(())
         }
         Scheme::File => {
             let path = uri.local_path().unwrap_or_default();
             std::fs::create_dir_all(&path)
                 .map_err(|e| CliError(format!("creating directory {}: {e}", path.display())))?;
-            eprintln!("created directory {}", path.display());
+            note(&format!("created directory {}", path.display()));
             Ok(())
         }
         _ => Err(ctx.store(&uri).await.err().unwrap_or_else(|| {
@@ -98,7 +99,7 @@ pub async fn delete_bucket(ctx: &Ctx, a: BucketArgs) -> CliResult {
     match uri.scheme {
         Scheme::S3 => {
             s3_store(ctx, &uri.container).await?.delete_bucket().await?;
-            eprintln!("deleted bucket s3://{}", uri.container);
+            note(&format!("deleted bucket s3://{}", uri.container));
             Ok(())
         }
         Scheme::File => {
@@ -109,7 +110,7 @@ pub async fn delete_bucket(ctx: &Ctx, a: BucketArgs) -> CliResult {
                     path.display()
                 ))
             })?;
-            eprintln!("deleted directory {}", path.display());
+            note(&format!("deleted directory {}", path.display()));
             Ok(())
         }
         _ => Err(ctx.store(&uri).await.err().unwrap_or_else(|| {

@@ -22,7 +22,9 @@ use tracing::level_filters::LevelFilter;
 use crate::args::{Cli, Command, S3Flags};
 use crate::patterns::absolute;
 
-pub use transfer::copy_object;
+pub use buckets::{create_bucket, delete_bucket};
+pub use put::put;
+pub use transfer::{copy_object, download, upload};
 
 /// A failure of the command, printed as one line `s3-cli: <this>`.
 #[derive(Debug)]
