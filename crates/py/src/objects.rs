@@ -307,7 +307,9 @@ fn delete_bucket(py: Python<'_>, name: String) -> PyResult<()> {
     prefix, num, template="object_{}_of_{}.dat".to_owned(), max_in_flight=64, size=None,
     should_create_bucket=false, object_type="zeros".to_owned(), dedup_factor=1,
     compress_factor=1, data_gen_mode="streaming".to_owned(), chunk_size=262_144, seed=None
-))]
+), text_signature = "(prefix, num, template='object_{}_of_{}.dat', max_in_flight=64, \
+    size=None, should_create_bucket=False, object_type='zeros', dedup_factor=1, \
+    compress_factor=1, data_gen_mode='streaming', chunk_size=262144, seed=None)")]
 #[allow(clippy::too_many_arguments)]
 fn put(
     py: Python<'_>,
