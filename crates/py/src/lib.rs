@@ -8,11 +8,13 @@
 //!   `ValueError`, or the `S3dlioError` family).
 //! * [`buffer`]: `BytesView`, object bytes shared with Python through the buffer protocol.
 //! * [`objects`]: the object API (get, put, list, stat, upload, ...).
+//! * [`writer`]: streaming writers with optional compression (`create_*_writer`).
 
 mod buffer;
 mod errors;
 mod objects;
 mod runtime;
+mod writer;
 
 use pyo3::prelude::*;
 
@@ -22,5 +24,6 @@ fn _s3dlio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<buffer::BytesView>()?;
     objects::register(m)?;
+    writer::register(m)?;
     Ok(())
 }

@@ -42,7 +42,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// The store holding `uri` and the URI parsed (its key names the object or prefix).
-async fn open(s: &State, uri: &str) -> PyResult<(Arc<dyn ObjectStore>, ObjectUri)> {
+pub(crate) async fn open(s: &State, uri: &str) -> PyResult<(Arc<dyn ObjectStore>, ObjectUri)> {
     let u = if uri.contains("://") {
         s.ctx.registry.parse(uri).map_err(to_py)?
     } else {
@@ -55,7 +55,7 @@ async fn open(s: &State, uri: &str) -> PyResult<(Arc<dyn ObjectStore>, ObjectUri
 
 /// The bytes of any object exposing the buffer protocol (bytes, bytearray, memoryview,
 /// numpy arrays, ...), copied once while the GIL is held.
-fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+pub(crate) fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     let buf = PyBuffer::<u8>::get(data)
         .map_err(|_| PyValueError::new_err("data must be bytes-like (the buffer protocol)"))?;
     Ok(Bytes::from(buf.to_vec(data.py())?))
@@ -359,11 +359,15 @@ fn put(
     // Generation runs in fixed 4 MiB chunks whatever `chunk_size` says; the argument is
     // accepted so code written for the original runs.
     let _ = chunk_size;
+    // A template in the prefix's last segment (`s3://b/data-{}.bin`, as the original's
+    // README writes it) wins over the default one.
+    let in_prefix = prefix.rsplit('/').next().is_some_and(|l| l.contains("{}"));
+    let template = (!(in_prefix && template == commands::DEFAULT_TEMPLATE)).then_some(template);
     let args = PutArgs {
         prefix,
         num,
         size: size.unwrap_or(20 << 20),
-        template: Some(template),
+        template,
         jobs: max_in_flight,
         dedup: dedup_factor,
         compress: compress_factor,

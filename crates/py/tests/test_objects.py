@@ -114,6 +114,9 @@ def test_synthetic_put_makes_distinct_objects(base):
     assert len(set(blobs)) == 6, "each object has its own content"
     with pytest.raises(ValueError):
         s3dlio.put(base + "gen/", 1, object_type="hdf6")
+    # The original README's form: the template in the prefix.
+    s3dlio.put(base + "tpl/test-data-{}.bin", num=3, size=4096, data_gen_mode="streaming")
+    assert s3dlio.list(base + "tpl/") == [f"{base}tpl/test-data-{i}.bin" for i in range(3)]
 
 
 def test_upload_and_download_trees(base, tmp_path):

@@ -20,6 +20,8 @@
 //! # }).unwrap();
 //! ```
 
+#[cfg(feature = "compression")]
+pub mod compress;
 pub mod error;
 pub mod fault;
 pub mod memory;
