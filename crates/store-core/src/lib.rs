@@ -23,6 +23,7 @@
 pub mod error;
 pub mod fault;
 pub mod memory;
+pub mod pending;
 pub mod registry;
 pub mod store;
 pub mod types;

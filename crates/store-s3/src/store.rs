@@ -65,6 +65,7 @@ pub(crate) fn meta_from_parts(
         metadata: metadata
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+        storage_class: None,
     }
 }
 
@@ -450,6 +451,7 @@ impl ObjectStore for S3Store {
                     etag: o.e_tag().map(str::to_owned),
                     content_type: None,
                     metadata: BTreeMap::new(),
+                    storage_class: None,
                 }))
             })
             .collect();
