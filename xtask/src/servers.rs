@@ -64,7 +64,7 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
     moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
     scrub_aws(&mut moto);
     servers.spawn("moto", &mut moto)?;
-    spawn_azurite(&mut servers, tools, azurite_port)?;
+    spawn_azurite(&mut servers, &tools.azurite_blob, azurite_port)?;
 
     // Anonymous `GET /`: SeaweedFS refuses it (403) once S3 is up, moto lists buckets (200),
     // Azurite finds no account in the path (400).
@@ -127,14 +127,21 @@ pub fn start_seaweedfs(tools: &Tools, runs: &str, volume_size_mb: u32) -> Result
 /// Start Azurite's blob service alone, as for the tests, in `<runs>/run-<pid>/`, and wait
 /// until it answers. Its endpoint is in [`Servers::env`] as `S3DLIO_TEST_AZURITE`;
 /// [`Servers::pid`] of "azurite" gives its process id.
-pub fn start_azurite(tools: &Tools, runs: &str) -> Result<Servers, String> {
+pub fn start_azurite(azurite_blob: &Path, runs: &str) -> Result<Servers, String> {
     let (mut servers, mut rng) = new_run(runs)?;
     let (port, held) = free_ports(&mut rng, &[0])?;
     drop(held);
-    spawn_azurite(&mut servers, tools, port)?;
+    spawn_azurite(&mut servers, azurite_blob, port)?;
     servers.wait_ready(0, port, 400, Instant::now() + READY_TIMEOUT)?;
     servers.keep_logs = false;
-    servers.env = vec![("S3DLIO_TEST_AZURITE".to_owned(), azurite_url(port))];
+    servers.env = vec![
+        ("S3DLIO_TEST_AZURITE".to_owned(), azurite_url(port)),
+        (
+            "S3DLIO_TEST_AZURITE_ACCOUNT".to_owned(),
+            AZURITE_ACCOUNT.to_owned(),
+        ),
+        ("S3DLIO_TEST_AZURITE_KEY".to_owned(), AZURITE_KEY.to_owned()),
+    ];
     Ok(servers)
 }
 
@@ -146,8 +153,8 @@ fn azurite_url(port: u16) -> String {
 /// Start `azurite-blob` on `port`: data in memory, no API version check (the SDKs send
 /// newer versions than 3.35 knows), path-style URLs only, no telemetry. It runs in the run
 /// directory, where it keeps its small debug files.
-fn spawn_azurite(servers: &mut Servers, tools: &Tools, port: u16) -> Result<(), String> {
-    let mut azurite = Command::new(&tools.azurite_blob);
+fn spawn_azurite(servers: &mut Servers, azurite_blob: &Path, port: u16) -> Result<(), String> {
+    let mut azurite = Command::new(azurite_blob);
     azurite
         .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
         .args(["--inMemoryPersistence", "--loose", "--skipApiVersionCheck"])
