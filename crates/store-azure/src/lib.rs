@@ -122,3 +122,8 @@ pub fn register(registry: &mut Registry) {
 pub fn register_with(registry: &mut Registry, options: AzureOptions) {
     registry.register(Scheme::Azure, AzureFactory::new(options));
 }
+
+// The README's examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
