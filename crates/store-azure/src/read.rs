@@ -7,14 +7,14 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use azure_core::http::{AsyncResponseBody, Method};
 use bytes::Bytes;
-use futures::future::FutureExt;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{StreamExt, TryStreamExt};
+use s3dlio_store_core::ranged::{self, PartSource, RangedBody};
 use s3dlio_store_core::{
-    validate_key, Body, ByteRange, ByteStream, DeferredBody, Error, ErrorKind, GetOptions,
-    GetResult, Operation, Result,
+    validate_key, Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, Operation,
+    Result,
 };
 
 use crate::client::{meta_from_headers, Response};
@@ -123,15 +123,20 @@ fn finish(
             uri,
         });
     }
-    let deferred = AzureBody {
+    let source = BlobParts {
         shared: Arc::clone(shared),
         key: key.to_owned(),
-        uri: uri.clone(),
         etag,
-        first: resp.body,
-        first_end: served.range.end,
-        target: target.clone(),
     };
+    let deferred = RangedBody::new(
+        Arc::new(source),
+        uri.clone(),
+        body_stream(resp.body, uri.clone()),
+        served.range.end,
+        target.clone(),
+        shared.opts.get_part_size as u64,
+        shared.opts.get_concurrency,
+    );
     Ok(GetResult {
         meta,
         range: target,
@@ -195,16 +200,8 @@ fn served_range(resp: &Response) -> Result<Served> {
     }
 }
 
-/// `bytes 0-99/1000` -> 0..100 of 1000.
 fn parse_content_range(v: &str) -> Option<Served> {
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (span, total) = rest.split_once('/')?;
-    let (a, b) = span.split_once('-')?;
-    let (a, b, total): (u64, u64, u64) = (a.parse().ok()?, b.parse().ok()?, total.parse().ok()?);
-    (a <= b && b < total).then_some(Served {
-        range: a..b + 1,
-        total,
-    })
+    ranged::parse_content_range(v).map(|(range, total)| Served { range, total })
 }
 
 /// `bytes 1000-999/1000`: an empty range at or past the end, as (start, total).
@@ -230,34 +227,25 @@ fn body_stream(body: AsyncResponseBody, uri: String) -> ByteStream {
     body.map_err(move |e| read_error(e, &uri)).boxed()
 }
 
-/// The rest of a large read, fetched when the caller says how it wants it.
-struct AzureBody {
+/// Ranged GETs of one blob, pinned to the ETag the read began with.
+struct BlobParts {
     shared: Arc<Shared>,
     key: String,
-    uri: String,
     etag: Option<String>,
-    first: AsyncResponseBody,
-    first_end: u64,
-    target: Range<u64>,
 }
 
-impl std::fmt::Debug for AzureBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AzureBody")
-            .field("uri", &self.uri)
-            .field("target", &self.target)
-            .finish()
-    }
-}
-
-impl AzureBody {
-    /// The ranges after the first response, one per ranged GET.
-    fn rest(&self) -> Vec<Range<u64>> {
-        let part = self.shared.opts.get_part_size as u64;
-        (self.first_end..self.target.end)
-            .step_by(part as usize)
-            .map(|s| s..(s + part).min(self.target.end))
-            .collect()
+impl PartSource for BlobParts {
+    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<ByteStream>> {
+        let (shared, key, etag) = (
+            Arc::clone(&self.shared),
+            self.key.clone(),
+            self.etag.clone(),
+        );
+        async move {
+            let body = fetch_part(&shared, &key, etag.as_deref(), range).await?;
+            Ok(body_stream(body, shared.uri(&key)))
+        }
+        .boxed()
     }
 }
 
@@ -293,102 +281,6 @@ async fn fetch_part(
         .context(Operation::Get, shared.uri(key)));
     }
     Ok(resp.body)
-}
-
-/// Copy a body into `dst`, which it must fill exactly.
-async fn fill(mut body: AsyncResponseBody, dst: &mut [u8], uri: &str) -> Result<()> {
-    let mut at = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| read_error(e, uri))?;
-        let end = at + chunk.len();
-        if end > dst.len() {
-            return Err(short(end as u64, dst.len() as u64, uri));
-        }
-        dst[at..end].copy_from_slice(&chunk);
-        at = end;
-    }
-    if at != dst.len() {
-        return Err(short(at as u64, dst.len() as u64, uri));
-    }
-    Ok(())
-}
-
-fn short(got: u64, want: u64, uri: &str) -> Error {
-    Error::new(
-        ErrorKind::Interrupted,
-        format!("part body delivered {got} of {want} bytes"),
-    )
-    .set_retryable(true)
-    .context(Operation::Get, uri)
-}
-
-#[async_trait]
-impl DeferredBody for AzureBody {
-    async fn bytes(self: Box<Self>) -> Result<Bytes> {
-        let len = usize::try_from(self.target.end - self.target.start)
-            .map_err(|_| Error::invalid_input("object does not fit in memory"))?;
-        let rest = self.rest();
-        let Self {
-            shared,
-            key,
-            uri,
-            etag,
-            first,
-            first_end,
-            target,
-        } = *self;
-        // One buffer at the final size; every part lands straight in its own slice of it.
-        let mut buf = vec![0u8; len];
-        let (head, mut tail) = buf.split_at_mut((first_end - target.start) as usize);
-        let mut jobs = Vec::with_capacity(rest.len() + 1);
-        jobs.push(fill(first, head, &uri).boxed());
-        for r in rest {
-            let (slice, next) = tail.split_at_mut((r.end - r.start) as usize);
-            tail = next;
-            let (shared, key, etag, uri) = (&shared, &key, etag.as_deref(), &uri);
-            jobs.push(
-                async move {
-                    let body = fetch_part(shared, key, etag, r).await?;
-                    fill(body, slice, uri).await
-                }
-                .boxed(),
-            );
-        }
-        stream::iter(jobs)
-            .buffer_unordered(shared.opts.get_concurrency)
-            .try_collect::<()>()
-            .await?;
-        Ok(Bytes::from(buf))
-    }
-
-    fn stream(self: Box<Self>) -> ByteStream {
-        let rest = self.rest();
-        let concurrency = self.shared.opts.get_concurrency;
-        let Self {
-            shared,
-            key,
-            uri,
-            etag,
-            first,
-            ..
-        } = *self;
-        let first = body_stream(first, uri.clone());
-        // Later parts are fetched ahead, in order, each into one chunk: memory stays
-        // bounded by `get_concurrency` parts.
-        let later = stream::iter(rest)
-            .map(move |r| {
-                let (shared, key, etag, uri) =
-                    (Arc::clone(&shared), key.clone(), etag.clone(), uri.clone());
-                async move {
-                    let mut buf = vec![0u8; (r.end - r.start) as usize];
-                    let body = fetch_part(&shared, &key, etag.as_deref(), r).await?;
-                    fill(body, &mut buf, &uri).await?;
-                    Ok::<_, Error>(Bytes::from(buf))
-                }
-            })
-            .buffered(concurrency);
-        first.chain(later).boxed()
-    }
 }
 
 #[cfg(test)]

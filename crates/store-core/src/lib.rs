@@ -24,6 +24,7 @@ pub mod error;
 pub mod fault;
 pub mod memory;
 pub mod pending;
+pub mod ranged;
 pub mod registry;
 pub mod store;
 pub mod types;
