@@ -120,7 +120,7 @@ pub(crate) fn redact(text: &str) -> String {
         out.push_str("REDACTED");
         let tail = &rest[i + 4..];
         let end = tail
-            .find(|c: char| c == '&' || c == ')' || c == ' ' || c == '"' || c == '\'')
+            .find(['&', ')', ' ', '"', '\''])
             .unwrap_or(tail.len());
         rest = &tail[end..];
     }

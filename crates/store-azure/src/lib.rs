@@ -54,6 +54,8 @@ pub use store::AzureStore;
 #[doc(hidden)]
 pub use writer::inject_block_failure;
 
+type AccountClient = (Arc<client::Client>, AzureOptions);
+
 /// Opens `az://` URIs; every container of one account shares one pipeline (one connection
 /// pool), built on first use.
 #[derive(Debug, Default)]
@@ -61,7 +63,8 @@ pub struct AzureFactory {
     options: AzureOptions,
     /// Apply `S3DLIO_*` tuning from the environment.
     env_tuning: bool,
-    clients: Mutex<HashMap<Option<String>, (Arc<client::Client>, AzureOptions)>>,
+    /// Per account (`None`: the environment's): its pipeline and the options in force.
+    clients: Mutex<HashMap<Option<String>, AccountClient>>,
 }
 
 impl AzureFactory {

@@ -26,6 +26,10 @@ impl Pending {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn clear(&mut self) {
         self.chunks.clear();
         self.len = 0;
