@@ -119,9 +119,7 @@ pub(crate) fn redact(text: &str) -> String {
         out.push_str(&rest[..i + 4]);
         out.push_str("REDACTED");
         let tail = &rest[i + 4..];
-        let end = tail
-            .find(['&', ')', ' ', '"', '\''])
-            .unwrap_or(tail.len());
+        let end = tail.find(['&', ')', ' ', '"', '\'']).unwrap_or(tail.len());
         rest = &tail[end..];
     }
     out.push_str(rest);
