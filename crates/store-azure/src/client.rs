@@ -238,3 +238,62 @@ pub(crate) fn http_date(s: &str) -> Option<SystemTime> {
         .ok()
         .map(SystemTime::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use s3dlio_store_core::{ErrorKind, ObjectStoreExt};
+
+    use super::*;
+    use crate::{AzureOptions, AzureStore};
+
+    /// An Entra ID credential that cannot get a token (as when no identity is configured),
+    /// counting how often it is asked.
+    #[derive(Debug, Default)]
+    struct NoToken(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl TokenCredential for NoToken {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            assert_eq!(scopes, ["https://storage.azure.com/.default"]);
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "no identity here",
+            ))
+        }
+    }
+
+    /// The token is asked for before any connection: this test sends nothing anywhere (the
+    /// endpoint is a closed loopback port in any case).
+    #[tokio::test]
+    async fn a_failing_entra_id_credential_is_unauthenticated_and_not_retried() {
+        let cred = Arc::new(NoToken::default());
+        let store = AzureStore::new(
+            Some("acct"),
+            "cont",
+            AzureOptions {
+                endpoint: Some("https://127.0.0.1:9/acct".into()),
+                credential: Some(AzureCredential::Token(cred.clone())),
+                ..AzureOptions::default()
+            },
+        )
+        .unwrap();
+        let e = store.get_bytes("k").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+        assert!(!e.is_retryable(), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("GET az://acct/cont/k: unauthenticated"),
+            "{msg}"
+        );
+        assert!(msg.contains("no identity here"), "{msg}");
+        assert_eq!(cred.0.load(Ordering::SeqCst), 1, "asked once, not retried");
+    }
+}
