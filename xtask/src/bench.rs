@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: our build and its peers on the same data, in the same run,
 //! alternating (A B A B ...), reporting medians and ratios. Every contender is a child
 //! process measured the same way (see `measure.rs`). The `file` suite is here, the `s3`
-//! suite in `s3bench.rs`, the `datagen` suite in `datagenbench.rs`.
+//! suite in `s3bench.rs`, the `az` suite in `azbench.rs`, the `datagen` suite in
+//! `datagenbench.rs`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::process::Command;
 use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
-const SUITES: &[&str] = &["file", "s3", "datagen", "metrics"];
+const SUITES: &[&str] = &["file", "s3", "az", "datagen", "metrics"];
 
 pub struct Options {
     pub quick: bool,
@@ -83,6 +84,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         match suite.as_str() {
             "file" => file_suite(&opts, &mut r, &mut j)?,
             "s3" => failed.extend(crate::s3bench::s3_suite(&opts, &mut r, &mut j)?),
+            "az" => failed.extend(crate::azbench::az_suite(&opts, &mut r, &mut j)?),
             "datagen" => failed.extend(crate::datagenbench::datagen_suite(&opts, &mut r, &mut j)?),
             "metrics" => crate::metricsbench::metrics_suite(&opts, &mut r, &mut j)?,
             _ => unreachable!("suites are validated above"),

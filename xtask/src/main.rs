@@ -1,19 +1,22 @@
 //! Repository automation, run as `cargo xtask <command>`.
 //!
 //! - `cargo xtask test` — rustfmt check, clippy (warnings are errors), then every test of
-//!   the workspace against S3-compatible servers it starts on 127.0.0.1, then the Python
-//!   module's pytest suite against a wheel built with maturin; see `docs/TESTING.md`.
+//!   the workspace against S3-compatible servers and Azurite it starts on 127.0.0.1, then
+//!   the Python module's pytest suite against a wheel built with maturin; see
+//!   `docs/TESTING.md`.
 //! - `cargo xtask wheel` — the release wheel of the Python module, installed into a fresh
 //!   virtualenv and imported there.
-//! - `cargo xtask servers` — start those servers for a developer's shell, until Ctrl-C.
+//! - `cargo xtask servers` — start those servers (and Azurite) for a developer's shell,
+//!   until Ctrl-C.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
-//!   benchmarks against peers measured in the same run (`file`, `s3`, `datagen`), and the
-//!   cost of the metrics and op-log layers (`metrics`); see
+//!   benchmarks against peers measured in the same run (`file`, `s3`, `az`, `datagen`), and
+//!   the cost of the metrics and op-log layers (`metrics`); see
 //!   `docs/PERFORMANCE.md`.
 //!
 //! A plain binary with few dependencies (only `libc`, for child-process CPU accounting and
 //! process control), so it builds in seconds.
 
+mod azbench;
 mod bench;
 mod datagenbench;
 mod measure;
@@ -54,16 +57,16 @@ usage: cargo xtask <command>
 
 commands:
   test [options]                rustfmt check and clippy -D warnings, then every test
-                                against S3 servers started on 127.0.0.1, then pytest on
-                                the Python wheel (docs/TESTING.md)
+                                against S3 servers and Azurite started on 127.0.0.1, then
+                                pytest on the Python wheel (docs/TESTING.md)
         --no-clippy             skip clippy
         --no-servers            start no servers (tests that need them fail)
   wheel                         build the release wheel (target/wheels) and check that it
                                 installs and imports in a fresh virtualenv
-  servers                       start the S3 test servers, print their variables as
+  servers                       start the test servers, print their variables as
                                 `export` lines, and keep them up until Ctrl-C
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
-                                datagen, metrics, all; none given: all)
+                                az, datagen, metrics, all; none given: all)
         --quick                 small data and dev builds, for CI smoke runs (numbers are
                                 not judged)
         --runs N                repetitions per contender (default 3, --quick 1; the median

@@ -203,16 +203,16 @@ impl Tool<'_> {
 
 /// The JSON line both `s3_load` and `s3_peer.py` print.
 #[derive(Debug)]
-struct Phase {
-    ops: u64,
-    bytes: u64,
-    wall_s: f64,
-    cpu_s: f64,
+pub(crate) struct Phase {
+    pub ops: u64,
+    pub bytes: u64,
+    pub wall_s: f64,
+    pub cpu_s: f64,
 }
 
 impl Phase {
     /// Parse the report line of `stdout` (see [`report_number`]).
-    fn parse(stdout: &str) -> Result<Phase, String> {
+    pub(crate) fn parse(stdout: &str) -> Result<Phase, String> {
         let count = |name: &str| report_count(stdout, name);
         let field = |name: &str| report_number(stdout, name);
         Ok(Phase {
@@ -226,7 +226,7 @@ impl Phase {
 
 /// User + system CPU seconds a process has used so far, from /proc/<pid>/stat (all its
 /// threads).
-fn process_cpu(pid: u32) -> Option<f64> {
+pub(crate) fn process_cpu(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces: state is
     // field 3 of the man page, utime 14 and stime 15.
@@ -632,7 +632,7 @@ fn one_run(
 /// CPU seconds all cores have spent running processes since boot (/proc/stat: user, nice,
 /// system). Interrupt time is left out: loopback networking runs much of its work there,
 /// charged to no process, and it would count the bench's own traffic as "other".
-fn machine_busy() -> Option<f64> {
+pub(crate) fn machine_busy() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let f: Vec<f64> = stat
         .lines()
@@ -997,7 +997,7 @@ fn write_report(
 }
 
 /// The commit our side was built from, and whether the crates had uncommitted changes.
-fn source_version() -> String {
+pub(crate) fn source_version() -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -1029,7 +1029,7 @@ fn source_version() -> String {
 }
 
 /// The first line of a message, safe inside a Markdown table cell.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let line = s
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -1043,7 +1043,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// A JSON string literal.
-fn js(s: &str) -> String {
+pub(crate) fn js(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for ch in s.chars() {
@@ -1062,7 +1062,7 @@ fn js(s: &str) -> String {
 }
 
 /// A whole number with thousands separators: 12,345.
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let digits = format!("{:.0}", v.max(0.0));
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

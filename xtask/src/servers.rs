@@ -1,5 +1,6 @@
-//! The S3-compatible servers the tests run against, on 127.0.0.1 only: SeaweedFS
-//! (`weed mini`, which checks SigV4 signatures) and moto (which accepts any keys). Each run
+//! The servers the tests run against, on 127.0.0.1 only: SeaweedFS (`weed mini`, which
+//! checks SigV4 signatures) and moto (which accepts any keys) for S3, and Azurite's blob
+//! service (which checks Shared Key signatures of its development account). Each run
 //! gets fresh data under `target/test-tools/run-<pid>/`; the tests find the servers through
 //! the `S3DLIO_TEST_*` variables in [`Servers::env`] (see docs/TESTING.md). The S3 benchmark
 //! starts SeaweedFS alone ([`start_seaweedfs`]), configured the same way.
@@ -41,7 +42,12 @@ struct Server {
     log: PathBuf,
 }
 
-/// Start both servers (in `target/test-tools/run-<pid>/`) and wait until they answer.
+/// Azurite's development account and its well-known key (published by Microsoft).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Start every server (in `target/test-tools/run-<pid>/`) and wait until they answer.
 pub fn start(tools: &Tools) -> Result<Servers, String> {
     let (mut servers, mut rng) = new_run("target/test-tools")?;
     let access_key = rng.alnum(20, false);
@@ -50,18 +56,22 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
     // Hold every chosen port until all are chosen, so the two servers cannot collide.
     let (weed_port, held) = free_ports(&mut rng, &weed_offsets())?;
     let (moto_port, held2) = free_ports(&mut rng, &[0])?;
-    drop((held, held2));
+    let (azurite_port, held3) = free_ports(&mut rng, &[0])?;
+    drop((held, held2, held3));
 
     spawn_seaweedfs(&mut servers, tools, weed_port, &access_key, &secret_key, 64)?;
     let mut moto = Command::new(&tools.moto_server);
     moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
     scrub_aws(&mut moto);
     servers.spawn("moto", &mut moto)?;
+    spawn_azurite(&mut servers, &tools.azurite_blob, azurite_port)?;
 
-    // Anonymous `GET /`: SeaweedFS refuses it (403) once S3 is up, moto lists buckets (200).
+    // Anonymous `GET /`: SeaweedFS refuses it (403) once S3 is up, moto lists buckets (200),
+    // Azurite finds no account in the path (400).
     let deadline = Instant::now() + READY_TIMEOUT;
     servers.wait_ready(0, weed_port, 403, deadline)?;
     servers.wait_ready(1, moto_port, 200, deadline)?;
+    servers.wait_ready(2, azurite_port, 400, deadline)?;
     servers.keep_logs = false;
 
     servers.env = [
@@ -71,6 +81,9 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
         ("S3DLIO_TEST_S3_ACCESS_KEY", access_key),
         ("S3DLIO_TEST_S3_SECRET_KEY", secret_key),
         ("S3DLIO_TEST_PYTHON", tools.python.display().to_string()),
+        ("S3DLIO_TEST_AZURITE", azurite_url(azurite_port)),
+        ("S3DLIO_TEST_AZURITE_ACCOUNT", AZURITE_ACCOUNT.to_owned()),
+        ("S3DLIO_TEST_AZURITE_KEY", AZURITE_KEY.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -109,6 +122,45 @@ pub fn start_seaweedfs(tools: &Tools, runs: &str, volume_size_mb: u32) -> Result
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     Ok(servers)
+}
+
+/// Start Azurite's blob service alone, as for the tests, in `<runs>/run-<pid>/`, and wait
+/// until it answers. Its endpoint is in [`Servers::env`] as `S3DLIO_TEST_AZURITE`;
+/// [`Servers::pid`] of "azurite" gives its process id.
+pub fn start_azurite(azurite_blob: &Path, runs: &str) -> Result<Servers, String> {
+    let (mut servers, mut rng) = new_run(runs)?;
+    let (port, held) = free_ports(&mut rng, &[0])?;
+    drop(held);
+    spawn_azurite(&mut servers, azurite_blob, port)?;
+    servers.wait_ready(0, port, 400, Instant::now() + READY_TIMEOUT)?;
+    servers.keep_logs = false;
+    servers.env = vec![
+        ("S3DLIO_TEST_AZURITE".to_owned(), azurite_url(port)),
+        (
+            "S3DLIO_TEST_AZURITE_ACCOUNT".to_owned(),
+            AZURITE_ACCOUNT.to_owned(),
+        ),
+        ("S3DLIO_TEST_AZURITE_KEY".to_owned(), AZURITE_KEY.to_owned()),
+    ];
+    Ok(servers)
+}
+
+/// Azurite's blob endpoint for its development account, path-style.
+fn azurite_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
+}
+
+/// Start `azurite-blob` on `port`: data in memory, no API version check (the SDKs send
+/// newer versions than 3.35 knows), path-style URLs only, no telemetry. It runs in the run
+/// directory, where it keeps its small debug files.
+fn spawn_azurite(servers: &mut Servers, azurite_blob: &Path, port: u16) -> Result<(), String> {
+    let mut azurite = Command::new(azurite_blob);
+    azurite
+        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        .args(["--inMemoryPersistence", "--loose", "--skipApiVersionCheck"])
+        .args(["--disableProductStyleUrl", "--disableTelemetry"]);
+    scrub_aws(&mut azurite);
+    servers.spawn("azurite", &mut azurite)
 }
 
 fn url(port: u16) -> String {
@@ -198,10 +250,11 @@ fn remove_stale_runs(runs: &Path) {
     }
 }
 
-/// Keep the developer's AWS settings (profile, keys, endpoint, region) out of a command, so
-/// tests see only what we give them; and stop any credential chain from trying the
-/// instance-metadata address. `AWS_LC_*` stays: it configures the build of aws-lc-sys
-/// (changing it would rebuild that crate), not access to AWS.
+/// Keep the developer's AWS and Azure settings (profile, keys, endpoint, region, account,
+/// connection string) out of a command, so tests see only what we give them; and stop any
+/// credential chain from trying the instance-metadata address. `AWS_LC_*` stays: it
+/// configures the build of aws-lc-sys (changing it would rebuild that crate), not access
+/// to AWS.
 pub fn scrub_aws(cmd: &mut Command) {
     for name in inherited_aws_vars() {
         cmd.env_remove(name);
@@ -209,11 +262,12 @@ pub fn scrub_aws(cmd: &mut Command) {
     cmd.env("AWS_EC2_METADATA_DISABLED", "true");
 }
 
-/// The `AWS_*` variables [`scrub_aws`] removes from this process's environment.
+/// The `AWS_*` and `AZURE_*` variables [`scrub_aws`] removes from this process's
+/// environment.
 pub fn inherited_aws_vars() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| k.starts_with("AWS_") && !k.starts_with("AWS_LC_"))
+        .filter(|k| (k.starts_with("AWS_") && !k.starts_with("AWS_LC_")) || k.starts_with("AZURE_"))
         .collect()
 }
 
@@ -226,7 +280,7 @@ impl Servers {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The process id of the server started as `name` ("seaweedfs", "moto").
+    /// The process id of the server started as `name` ("seaweedfs", "moto", "azurite").
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.children
             .iter()

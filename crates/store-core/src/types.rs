@@ -22,6 +22,9 @@ pub struct ObjectMeta {
     pub content_type: Option<String>,
     /// User metadata (S3 `x-amz-meta-*`, Azure blob metadata).
     pub metadata: BTreeMap<String, String>,
+    /// Where the backend reports one: the storage class (S3 `x-amz-storage-class`) or the
+    /// access tier (Azure `Hot`, `Cool`, `Cold`, `Archive`).
+    pub storage_class: Option<String>,
 }
 
 impl ObjectMeta {
@@ -34,6 +37,7 @@ impl ObjectMeta {
             etag: None,
             content_type: None,
             metadata: BTreeMap::new(),
+            storage_class: None,
         }
     }
 }

@@ -8,15 +8,15 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_smithy_types::byte_stream::ByteStream as SdkStream;
 use bytes::Bytes;
-use futures::future::FutureExt;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{self, StreamExt};
+use s3dlio_store_core::ranged::{self, PartSource, RangedBody};
 use s3dlio_store_core::{
-    validate_key, Body, ByteRange, ByteStream, DeferredBody, Error, ErrorKind, GetOptions,
-    GetResult, ObjectMeta, Operation, Result,
+    validate_key, Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, ObjectMeta,
+    Operation, Result,
 };
 
 use crate::error::{sdk_error, status_of};
@@ -105,15 +105,21 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
     }
     // Large: the rest (if any) fetched concurrently, and one pooled buffer if the caller
     // wants the object whole.
-    let deferred = S3Body {
+    let source = ObjectParts {
         shared: Arc::clone(shared),
         key: key.to_owned(),
-        uri: uri.clone(),
         etag,
-        first: body,
-        first_end: served.range.end,
-        target: target.clone(),
     };
+    let deferred = RangedBody::new(
+        Arc::new(source),
+        uri.clone(),
+        sdk_stream(body, uri.clone()),
+        served.range.end,
+        target.clone(),
+        shared.opts.get_part_size as u64,
+        shared.opts.get_concurrency,
+    )
+    .with_pool(Arc::clone(&shared.pool));
     Ok(GetResult {
         meta,
         range: target,
@@ -211,16 +217,8 @@ fn served_range(resp: &GetObjectOutput) -> Result<Served> {
     }
 }
 
-/// `bytes 0-99/1000` -> 0..100 of 1000.
 fn parse_content_range(v: &str) -> Option<Served> {
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (span, total) = rest.split_once('/')?;
-    let (a, b) = span.split_once('-')?;
-    let (a, b, total): (u64, u64, u64) = (a.parse().ok()?, b.parse().ok()?, total.parse().ok()?);
-    (a <= b && b < total).then_some(Served {
-        range: a..b + 1,
-        total,
-    })
+    ranged::parse_content_range(v).map(|(range, total)| Served { range, total })
 }
 
 fn meta_from_get(key: &str, total: u64, r: &GetObjectOutput) -> ObjectMeta {
@@ -253,34 +251,25 @@ fn sdk_stream(body: SdkStream, uri: String) -> ByteStream {
     .boxed()
 }
 
-/// The rest of a large read, fetched when the caller says how it wants it.
-struct S3Body {
+/// Ranged GETs of one object, pinned to the ETag the read began with.
+struct ObjectParts {
     shared: Arc<Shared>,
     key: String,
-    uri: String,
     etag: Option<String>,
-    first: SdkStream,
-    first_end: u64,
-    target: Range<u64>,
 }
 
-impl std::fmt::Debug for S3Body {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Body")
-            .field("uri", &self.uri)
-            .field("target", &self.target)
-            .finish()
-    }
-}
-
-impl S3Body {
-    /// The ranges after the first response, one per ranged GET.
-    fn rest(&self) -> Vec<Range<u64>> {
-        let part = self.shared.opts.get_part_size as u64;
-        (self.first_end..self.target.end)
-            .step_by(part as usize)
-            .map(|s| s..(s + part).min(self.target.end))
-            .collect()
+impl PartSource for ObjectParts {
+    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<ByteStream>> {
+        let (shared, key, etag) = (
+            Arc::clone(&self.shared),
+            self.key.clone(),
+            self.etag.clone(),
+        );
+        async move {
+            let body = fetch_part(&shared, &key, etag.as_deref(), range).await?;
+            Ok(sdk_stream(body, shared.uri(&key)))
+        }
+        .boxed()
     }
 }
 
@@ -314,115 +303,6 @@ async fn fetch_part(
         .context(Operation::Get, shared.uri(key)));
     }
     Ok(resp.body)
-}
-
-/// Copy a body into `dst`, which it must fill exactly.
-async fn fill(mut body: SdkStream, dst: &mut [u8], uri: &str) -> Result<()> {
-    let mut at = 0;
-    loop {
-        match body.try_next().await {
-            Ok(Some(chunk)) => {
-                let end = at + chunk.len();
-                if end > dst.len() {
-                    return Err(short(end as u64, dst.len() as u64, uri));
-                }
-                dst[at..end].copy_from_slice(&chunk);
-                at = end;
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return Err(
-                    Error::new(ErrorKind::Interrupted, format!("reading the body: {e}"))
-                        .set_retryable(true)
-                        .context(Operation::Get, uri),
-                )
-            }
-        }
-    }
-    if at != dst.len() {
-        return Err(short(at as u64, dst.len() as u64, uri));
-    }
-    Ok(())
-}
-
-fn short(got: u64, want: u64, uri: &str) -> Error {
-    Error::new(
-        ErrorKind::Interrupted,
-        format!("part body delivered {got} of {want} bytes"),
-    )
-    .set_retryable(true)
-    .context(Operation::Get, uri)
-}
-
-#[async_trait]
-impl DeferredBody for S3Body {
-    async fn bytes(self: Box<Self>) -> Result<Bytes> {
-        let len = usize::try_from(self.target.end - self.target.start)
-            .map_err(|_| Error::invalid_input("object does not fit in memory"))?;
-        let rest = self.rest();
-        let Self {
-            shared,
-            key,
-            uri,
-            etag,
-            first,
-            first_end,
-            target,
-        } = *self;
-        // One buffer at the final size (pooled, so usually already faulted in); every part
-        // lands straight in its own slice of it.
-        let mut buf = shared.pool.take(len);
-        let (head, mut tail) = buf[..len].split_at_mut((first_end - target.start) as usize);
-        let mut jobs = Vec::with_capacity(rest.len() + 1);
-        jobs.push(fill(first, head, &uri).boxed());
-        for r in rest {
-            let (slice, next) = tail.split_at_mut((r.end - r.start) as usize);
-            tail = next;
-            let (shared, key, etag, uri) = (&shared, &key, etag.as_deref(), &uri);
-            jobs.push(
-                async move {
-                    let body = fetch_part(shared, key, etag, r).await?;
-                    fill(body, slice, uri).await
-                }
-                .boxed(),
-            );
-        }
-        stream::iter(jobs)
-            .buffer_unordered(shared.opts.get_concurrency)
-            .try_collect::<()>()
-            .await?;
-        Ok(shared.pool.wrap(buf, len))
-    }
-
-    fn stream(self: Box<Self>) -> ByteStream {
-        let rest = self.rest();
-        let concurrency = self.shared.opts.get_concurrency;
-        let Self {
-            shared,
-            key,
-            uri,
-            etag,
-            first,
-            ..
-        } = *self;
-        let first = sdk_stream(first, uri.clone());
-        // Later parts are fetched ahead, in order, each collected to one chunk: memory stays
-        // bounded by `get_concurrency` parts.
-        let later = stream::iter(rest)
-            .map(move |r| {
-                let (shared, key, etag, uri) =
-                    (Arc::clone(&shared), key.clone(), etag.clone(), uri.clone());
-                async move {
-                    let len = (r.end - r.start) as usize;
-                    let mut buf = shared.pool.take(len);
-                    let body = fetch_part(&shared, &key, etag.as_deref(), r).await?;
-                    fill(body, &mut buf[..len], &uri).await?;
-                    Ok::<_, Error>(shared.pool.wrap(buf, len))
-                }
-            })
-            .buffered(concurrency);
-        first.chain(later).boxed()
-    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ pub(crate) fn meta_from_parts(
         metadata: metadata
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+        storage_class: None,
     }
 }
 
@@ -453,6 +454,7 @@ impl ObjectStore for S3Store {
                     etag: o.e_tag().map(str::to_owned),
                     content_type: None,
                     metadata: BTreeMap::new(),
+                    storage_class: None,
                 }))
             })
             .collect();

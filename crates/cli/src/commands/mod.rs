@@ -108,6 +108,7 @@ impl Ctx {
         } else {
             s3dlio_store_s3::register(&mut registry);
         }
+        s3dlio_store_azure::register(&mut registry);
         let cwd = std::env::current_dir()
             .map_err(|e| CliError(format!("cannot read the current directory: {e}")))?;
         Ok(Self {
