@@ -39,6 +39,7 @@ impl Work {
 struct Run {
     sample: Sample,
     cached_delta_kib: i64,
+    /// Per mille of the data set's pages.
     data_pages_cached: usize,
 }
 
@@ -214,11 +215,7 @@ pub fn direct_suite(
                 let r = Run {
                     sample,
                     cached_delta_kib: after - before,
-                    data_pages_cached: if pages == 0 {
-                        0
-                    } else {
-                        resident * 1000 / pages
-                    },
+                    data_pages_cached: (resident * 1000).checked_div(pages).unwrap_or(0),
                 };
                 if is_fio {
                     theirs.push(r);

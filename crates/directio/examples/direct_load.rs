@@ -19,7 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use s3dlio_directio::{DirectOptions, DirectStore};
-use s3dlio_store_core::{parse_size, ByteRange, ObjectStore, ObjectStoreExt};
+use s3dlio_store_core::{parse_size, ByteRange, ObjectStoreExt};
 
 struct Args {
     mode: String,
@@ -113,7 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let n = futures::stream::iter(0..a.count)
                     .map(|i| {
                         let (store, data, dir) = (Arc::clone(&store), payload.clone(), &dir);
-                        async move { store.put_bytes(&key(&dir, i), data).await.map(|r| r.size) }
+                        async move { store.put_bytes(&key(dir, i), data).await.map(|r| r.size) }
                     })
                     .buffer_unordered(a.jobs)
                     .try_fold(0u64, |n, s| async move { Ok(n + s) })
@@ -126,11 +126,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|i| {
                         let (store, dir) = (Arc::clone(&store), &dir);
                         async move {
-                            let got = store.get_bytes(&key(&dir, i)).await?;
+                            let got = store.get_bytes(&key(dir, i)).await?;
                             if got.len() as u64 != size {
                                 return Err(s3dlio_store_core::Error::other(format!(
                                     "{}: {} bytes, expected {size}",
-                                    key(&dir, i),
+                                    key(dir, i),
                                     got.len()
                                 )));
                             }
@@ -157,7 +157,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         async move {
                             let r = ByteRange::from(off..off + block);
                             store
-                                .get_range(&key(&dir, obj), r)
+                                .get_range(&key(dir, obj), r)
                                 .await
                                 .map(|b| b.len() as u64)
                         }
@@ -171,7 +171,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         Ok::<_, Box<dyn std::error::Error>>((ops, bytes, start.elapsed()))
     })?;
-    let _ = store.base_uri();
     println!(
         "{{\"ops\":{ops},\"bytes\":{bytes},\"wall_s\":{:.6}}}",
         wall.as_secs_f64()

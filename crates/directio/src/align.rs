@@ -22,6 +22,16 @@ pub(crate) fn discover(file: &File, dev: u64) -> usize {
     logical_block_size(dev).unwrap_or(DEFAULT_ALIGN)
 }
 
+/// The alignment (of buffers, offsets and lengths) a [`DirectStore`](crate::DirectStore)
+/// uses for O_DIRECT I/O of the file at `path`: from `statx` (`STATX_DIOALIGN`), else the
+/// device's logical block size, else [`DEFAULT_ALIGN`].
+pub fn alignment_of(path: &Path) -> std::io::Result<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let file = File::open(path)?;
+    let dev = file.metadata()?.dev();
+    Ok(discover(&file, dev))
+}
+
 /// The logical block size of the block device `dev` (or of the disk a partition is on).
 fn logical_block_size(dev: u64) -> Option<usize> {
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
@@ -37,9 +47,12 @@ fn logical_block_size(dev: u64) -> Option<usize> {
 }
 
 /// The type of the file system `path` is on (`ext4`, `tmpfs`, ...), from the mount table:
-/// the longest mount point that contains the path's canonical form.
+/// the longest mount point that contains the path's canonical form. A path that does not
+/// exist yet (a key about to be written) is looked up by its nearest existing ancestor.
 pub fn filesystem_of(path: &Path) -> Option<String> {
-    let canon = std::fs::canonicalize(path).ok()?;
+    let canon = path
+        .ancestors()
+        .find_map(|p| std::fs::canonicalize(p).ok())?;
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     mounts
         .lines()

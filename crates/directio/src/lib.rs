@@ -43,7 +43,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use s3dlio_store_core::{ObjectStore, ObjectUri, Registry, Result, Scheme, StoreFactory};
 
-pub use align::{filesystem_of, supports_o_direct, DEFAULT_ALIGN};
+pub use align::{alignment_of, filesystem_of, supports_o_direct, DEFAULT_ALIGN};
 pub use options::{DirectOptions, Fallback};
 pub use store::DirectStore;
 

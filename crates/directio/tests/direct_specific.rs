@@ -300,7 +300,7 @@ struct Ramfs {
 
 impl Ramfs {
     fn mount(test: &str) -> Option<Self> {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ramfs");
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("refusing-fs");
         std::fs::create_dir_all(&base).ok()?;
         let dir = tempfile::tempdir_in(&base).ok()?;
         let ok = std::process::Command::new("mount")
@@ -351,7 +351,7 @@ async fn refused_o_direct_is_a_clear_error_by_default() {
     let msg = e.to_string();
     let path = ramfs.path().join("a/x");
     assert!(msg.contains(&path.display().to_string()), "{msg}");
-    assert!(msg.contains("ramfs") && msg.contains("O_DIRECT"), "{msg}");
+    assert!(msg.contains("(ramfs)") && msg.contains("O_DIRECT"), "{msg}");
     assert!(msg.contains("S3DLIO_DIRECT_FALLBACK=buffered"), "{msg}");
     assert_eq!(
         std::fs::read_dir(ramfs.path().join("a")).unwrap().count(),
@@ -412,6 +412,18 @@ async fn opt_in_fallback_uses_buffered_io() {
             assert_same(&got, &data[3..size - 2], "fallback range");
         }
     }
+}
+
+#[test]
+fn alignment_comes_from_the_file_system() {
+    let Some((dir, fs)) = common::tempdir("alignment") else {
+        return;
+    };
+    let f = dir.path().join("f");
+    std::fs::write(&f, b"x").unwrap();
+    let a = s3dlio_directio::alignment_of(&f).unwrap();
+    eprintln!("alignment: {a} bytes on {fs}");
+    assert!(a.is_power_of_two() && (512..=65536).contains(&a), "{a}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
