@@ -276,7 +276,6 @@ fn malformed_input_is_rejected_clearly() {
     run(&["ls", "file://relative/x"]).fails(1, "absolute path");
     run(&["stat", "data/x"]).fails(1, "not a URI");
     run(&["ls", "az://acct/cont/x"]).fails(1, "no az:// backend");
-    run(&["ls", "direct:///tmp/x"]).fails(1, "no direct:// backend");
     run(&["put", "file:///tmp/x/", "-s", "12XB"]).fails(2, "unknown unit 'XB'");
     run(&["put", "file:///tmp/x/", "-s", "1.5"]).fails(2, "a fraction needs a unit");
     run(&["put", "file:///tmp/x/", "-n", "3x"]).fails(2, "unknown suffix 'x'");
