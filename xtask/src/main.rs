@@ -9,8 +9,8 @@
 //! - `cargo xtask servers` — start those servers (and Azurite) for a developer's shell,
 //!   until Ctrl-C.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
-//!   benchmarks against peers measured in the same run (`file`, `s3`, `az`, `datagen`), and
-//!   the cost of the metrics and op-log layers (`metrics`); see
+//!   benchmarks against peers measured in the same run (`file`, `direct` against fio, `s3`,
+//!   `az`, `datagen`), and the cost of the metrics and op-log layers (`metrics`); see
 //!   `docs/PERFORMANCE.md`.
 //!
 //! A plain binary with few dependencies (only `libc`, for child-process CPU accounting and
@@ -19,6 +19,7 @@
 mod azbench;
 mod bench;
 mod datagenbench;
+mod directbench;
 mod measure;
 mod metricsbench;
 mod python;
@@ -66,7 +67,7 @@ commands:
   servers                       start the test servers, print their variables as
                                 `export` lines, and keep them up until Ctrl-C
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
-                                az, datagen, metrics, all; none given: all)
+                                direct, az, datagen, metrics, all; none given: all)
         --quick                 small data and dev builds, for CI smoke runs (numbers are
                                 not judged)
         --runs N                repetitions per contender (default 3, --quick 1; the median

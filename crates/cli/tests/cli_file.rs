@@ -278,7 +278,6 @@ fn malformed_input_is_rejected_clearly() {
     // az:// is registered (crates/cli/tests/azure.rs runs it against Azurite); a URI that
     // names no container fails before any request.
     run(&["ls", "az://cont"]).fails(1, "set AZURE_STORAGE_ACCOUNT");
-    run(&["ls", "direct:///tmp/x"]).fails(1, "no direct:// backend");
     run(&["put", "file:///tmp/x/", "-s", "12XB"]).fails(2, "unknown unit 'XB'");
     run(&["put", "file:///tmp/x/", "-s", "1.5"]).fails(2, "a fraction needs a unit");
     run(&["put", "file:///tmp/x/", "-n", "3x"]).fails(2, "unknown suffix 'x'");

@@ -6,6 +6,7 @@
 //! A few threads that pull jobs from one queue stay busy while work is queued, and park
 //! only when there is none.
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::thread;
@@ -17,18 +18,26 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of I/O threads, started on first use, stopped when the pool is dropped.
 #[derive(Debug)]
-pub(crate) struct IoPool {
+pub struct IoPool {
     threads: usize,
+    name: &'static str,
     queue: Sender<Job>,
     /// Held until the first job starts the threads.
     idle: Mutex<Option<Receiver<Job>>>,
 }
 
 impl IoPool {
-    pub(crate) fn new(threads: usize) -> Self {
+    /// `threads` threads named `s3dlio-fs-io-N`.
+    pub fn new(threads: usize) -> Self {
+        Self::named(threads, "s3dlio-fs-io")
+    }
+
+    /// `threads` threads named `{name}-N`.
+    pub fn named(threads: usize, name: &'static str) -> Self {
         let (queue, jobs) = unbounded();
         Self {
             threads: threads.max(1),
+            name,
             queue,
             idle: Mutex::new(Some(jobs)),
         }
@@ -42,7 +51,7 @@ impl IoPool {
         for i in 0..self.threads {
             let jobs = jobs.clone();
             thread::Builder::new()
-                .name(format!("s3dlio-fs-io-{i}"))
+                .name(format!("{}-{i}", self.name))
                 .spawn(move || {
                     // Ends when every sender (the pool) is gone.
                     for job in jobs {
@@ -55,24 +64,39 @@ impl IoPool {
     }
 
     /// Run `f` on an I/O thread and await its result. A panic in `f` becomes an error.
-    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce() -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.start()?;
+        self.submit(f).await
+    }
+
+    /// Queue `f` on the I/O threads now (not when the future is first polled, unlike
+    /// [`run`](Self::run)), so several jobs can be in flight while the caller awaits them in
+    /// order. Dropping the future does not cancel the job; its result is discarded.
+    pub fn submit<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        F: FnOnce() -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let out = catch_unwind(AssertUnwindSafe(f))
-                .unwrap_or_else(|_| Err(Error::other("file I/O task panicked")));
-            // The caller may have gone away (a dropped future); nothing to tell it then.
-            let _ = tx.send(out);
+        let queued = self.start().and_then(|()| {
+            let job: Job = Box::new(move || {
+                let out = catch_unwind(AssertUnwindSafe(f))
+                    .unwrap_or_else(|_| Err(Error::other("file I/O task panicked")));
+                // The caller may have gone away (a dropped future); nothing to tell it then.
+                let _ = tx.send(out);
+            });
+            self.queue
+                .send(job)
+                .map_err(|_| Error::other("file I/O threads have stopped"))
         });
-        self.queue
-            .send(job)
-            .map_err(|_| Error::other("file I/O threads have stopped"))?;
-        rx.await
-            .map_err(|_| Error::other("file I/O task ended without a result"))?
+        async move {
+            queued?;
+            rx.await
+                .map_err(|_| Error::other("file I/O task ended without a result"))?
+        }
     }
 }
 

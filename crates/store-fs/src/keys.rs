@@ -14,7 +14,7 @@ const NAME_MAX: usize = 255;
 /// `a//b`, `./a` and `a/../b` would alias other keys (or escape the root), and `a/` names
 /// a directory, not an object. Segments that look like temporary files are refused too, as
 /// listings skip them.
-pub(crate) fn check_key(key: &str) -> Result<()> {
+pub fn check_key(key: &str) -> Result<()> {
     validate_key(key)?;
     let bad = |why: &str| Err(Error::invalid_input(format!("invalid key {key:?}: {why}")));
     if key.starts_with('/') {
@@ -28,7 +28,7 @@ pub(crate) fn check_key(key: &str) -> Result<()> {
 
 /// Check the complete segments of a listing prefix: everything before its last `/`. The
 /// part after it may be any partial name (`a/.` matches `a/.hidden`).
-pub(crate) fn check_prefix(prefix: &str) -> Result<()> {
+pub fn check_prefix(prefix: &str) -> Result<()> {
     if prefix.contains('\0') {
         return Err(Error::invalid_input(format!(
             "invalid prefix {prefix:?}: contains a NUL byte"
@@ -73,7 +73,7 @@ pub(crate) fn split_prefix(prefix: &str) -> (&str, &str) {
 }
 
 /// Split a valid key into its parent directory (possibly empty) and its file name.
-pub(crate) fn split_key(key: &str) -> (&str, &str) {
+pub fn split_key(key: &str) -> (&str, &str) {
     match key.rfind('/') {
         Some(i) => (&key[..i], &key[i + 1..]),
         None => ("", key),

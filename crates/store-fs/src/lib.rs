@@ -43,6 +43,20 @@ use s3dlio_store_core::{ObjectStore, ObjectUri, Registry, Result, Scheme, StoreF
 pub use options::FsOptions;
 pub use store::FsStore;
 
+/// Building blocks for other backends over local files (`direct://` in `s3dlio-directio`,
+/// which is `file://` with `O_DIRECT`), so that keys, containment, atomic publication and
+/// listings mean exactly the same there: key checks, a [`Root`](local::Root) that nothing
+/// is read or written outside of, temporary files published by `rename`
+/// ([`TempFile`](local::TempFile)), the S3-ordered resumable listing walk, deletes, ETags
+/// and the I/O thread pool. `FsStore` is built on the same pieces.
+pub mod local {
+    pub use crate::io::IoPool;
+    pub use crate::keys::{check_key, check_prefix, split_key};
+    pub use crate::list::list_page;
+    pub use crate::store::{check_put_options, delete_one as delete, head, CAPABILITIES};
+    pub use crate::sys::{etag, object_meta, read_err, Access, Root, TempFile};
+}
+
 /// Opens `file://` URIs as an [`FsStore`] rooted at `/`, so `file:///data/x` is key `data/x`.
 #[derive(Debug, Clone, Default)]
 pub struct FsFactory {

@@ -22,29 +22,28 @@ use s3dlio_store_core::store::{effective_start, ResumePoint, DEFAULT_PAGE_SIZE, 
 use s3dlio_store_core::{paginate, Error, ListItem, ListOptions, ListPage, Result};
 
 use crate::keys::{is_temp_name, split_prefix};
-use crate::store::Inner;
-use crate::sys::object_meta;
+use crate::sys::{object_meta, Root};
 
 /// One page of the keys under `prefix`.
-pub(crate) fn list_page(
-    inner: &Inner,
+pub fn list_page(
+    root: &Root,
     prefix: &str,
     opts: &ListOptions,
     token: Option<&str>,
 ) -> Result<ListPage> {
-    list_page_counting(inner, prefix, opts, token).map(|(page, _)| page)
+    list_page_counting(root, prefix, opts, token).map(|(page, _)| page)
 }
 
 /// [`list_page`], and the number of directories it read.
 fn list_page_counting(
-    inner: &Inner,
+    root: &Root,
     prefix: &str,
     opts: &ListOptions,
     token: Option<&str>,
 ) -> Result<(ListPage, usize)> {
     let limit = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
     let mut walker = Walker {
-        inner,
+        root,
         start: effective_start(opts, token),
         want: limit.saturating_add(1),
         items: Vec::new(),
@@ -134,7 +133,7 @@ impl Ord for Entry {
 }
 
 struct Walker<'a> {
-    inner: &'a Inner,
+    root: &'a Root,
     start: Option<ResumePoint<'a>>,
     /// Entries to collect: a page plus one.
     want: usize,
@@ -152,7 +151,7 @@ impl Walker<'_> {
             Span::After => false,
             _ => true,
         };
-        let root = &self.inner.root;
+        let root = self.root;
         let dir = root.path_of(dir_key.trim_end_matches('/'));
         let canon = match fs::canonicalize(&dir) {
             Ok(c) => c,
@@ -366,7 +365,7 @@ impl Walker<'_> {
         let Ok(md) = fs::metadata(&path) else {
             return Ok(None);
         };
-        let root = &self.inner.root;
+        let root = self.root;
         if md.is_file() {
             if root.contained {
                 match fs::canonicalize(&path) {
@@ -486,7 +485,7 @@ mod tests {
                 page_size: Some(size),
                 start_after: start_after.map(str::to_owned),
             };
-            let (page, reads) = list_page_counting(&store.inner, "", &opts, token).unwrap();
+            let (page, reads) = list_page_counting(&store.inner.root, "", &opts, token).unwrap();
             let names: Vec<String> = page.items.iter().map(|i| i.name().to_owned()).collect();
             (names, page.next, reads)
         };

@@ -1,7 +1,7 @@
 //! [`FsStore`]: construction, and the [`ObjectStore`] operations.
 
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -55,40 +55,11 @@ impl FsStore {
         let given = root.into();
         let ctx = |e: Error| e.context(Operation::Open, format!("file://{}", given.display()));
         options.validate().map_err(ctx)?;
-        let path = normalise_root(&given).map_err(ctx)?;
-        let md = std::fs::metadata(&path)
-            .map_err(|e| ctx(Error::from_io(e, format!("store root {}", path.display()))))?;
-        if !md.is_dir() {
-            return Err(ctx(Error::invalid_input(format!(
-                "store root {} is not a directory",
-                path.display()
-            ))));
-        }
-        let canon = std::fs::canonicalize(&path).map_err(|e| {
-            ctx(Error::from_io(
-                e,
-                format!("resolve store root {}", path.display()),
-            ))
-        })?;
-        let Some(text) = path.to_str() else {
-            return Err(ctx(Error::invalid_input(format!(
-                "store root {} is not valid UTF-8",
-                path.display()
-            ))));
-        };
-        let base_uri = if text == "/" {
-            "file:///".to_owned()
-        } else {
-            format!("file://{text}/")
-        };
-        let contained = canon != Path::new("/");
+        let root = Root::new(&given).map_err(ctx)?;
+        let base_uri = root.base_uri("file");
         Ok(Self {
             inner: Arc::new(Inner {
-                root: Root {
-                    path,
-                    canon,
-                    contained,
-                },
+                root,
                 base_uri,
                 pool: BufferPool::new(options.buffer_pool_bytes),
                 io: Arc::new(IoPool::new(options.io_threads)),
@@ -113,44 +84,46 @@ impl FsStore {
     }
 }
 
-/// An absolute path without `.`, `..`, repeated or trailing slashes.
-fn normalise_root(root: &Path) -> Result<PathBuf> {
-    if !root.is_absolute() {
-        return Err(Error::invalid_input(format!(
-            "store root {} must be an absolute path",
-            root.display()
+/// What a store over local files offers (`file://`, and `direct://` built on it).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    range_get: true,
+    get_if_match: true,
+    put_create_only: true,
+    put_if_match: false,
+    content_type: false,
+    user_metadata: false,
+    list_delimiter: true,
+    copy: true,
+    etag: true,
+    last_modified: true,
+    object_and_prefix_same_name: false,
+};
+
+/// Refuse, before touching anything, what a store over local files cannot honour;
+/// `scheme` (`file`, `direct`) names it in the message.
+pub fn check_put_options(scheme: &str, opts: &PutOptions) -> Result<()> {
+    if let PutMode::IfMatch(_) = opts.mode {
+        return Err(Error::not_supported(format!(
+            "{scheme}:// cannot replace an object conditionally on its ETag (PutMode::IfMatch)"
         )));
     }
-    let mut out = PathBuf::from("/");
-    for c in root.components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(Error::invalid_input(format!(
-                    "store root {} must not contain '..'",
-                    root.display()
-                )))
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Refuse, before touching anything, what file:// cannot honour.
-pub(crate) fn check_put_options(opts: &PutOptions) -> Result<()> {
-    if let PutMode::IfMatch(_) = opts.mode {
-        return Err(Error::not_supported(
-            "file:// cannot replace an object conditionally on its ETag (PutMode::IfMatch)",
-        ));
-    }
     if opts.content_type.is_some() {
-        return Err(Error::not_supported("file:// does not store content types"));
+        return Err(Error::not_supported(format!(
+            "{scheme}:// does not store content types"
+        )));
     }
     if !opts.metadata.is_empty() {
-        return Err(Error::not_supported("file:// does not store user metadata"));
+        return Err(Error::not_supported(format!(
+            "{scheme}:// does not store user metadata"
+        )));
     }
     Ok(())
+}
+
+/// The metadata of the object at `key`, from an `fstat` of the file itself.
+pub fn head(root: &Root, key: &str) -> Result<ObjectMeta> {
+    let (_, md) = root.open_object(key, Access::Meta)?;
+    Ok(object_meta(key.to_owned(), &md))
 }
 
 #[async_trait]
@@ -160,19 +133,7 @@ impl ObjectStore for FsStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            range_get: true,
-            get_if_match: true,
-            put_create_only: true,
-            put_if_match: false,
-            content_type: false,
-            user_metadata: false,
-            list_delimiter: true,
-            copy: true,
-            etag: true,
-            last_modified: true,
-            object_and_prefix_same_name: false,
-        }
+        CAPABILITIES
     }
 
     async fn get(&self, key: &str, opts: GetOptions) -> Result<GetResult> {
@@ -182,7 +143,7 @@ impl ObjectStore for FsStore {
     async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<PutResult> {
         let uri = self.inner.uri(key);
         let ctx = |e: Error| e.context(Operation::Put, uri.clone());
-        check_put_options(&opts).map_err(ctx)?;
+        check_put_options("file", &opts).map_err(ctx)?;
         check_key(key).map_err(ctx)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         let create_only = opts.mode == PutMode::Create;
@@ -215,10 +176,7 @@ impl ObjectStore for FsStore {
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         self.inner
             .io
-            .run(move || {
-                let (_, md) = inner.root.open_object(&key, Access::Meta)?;
-                Ok(object_meta(key, &md))
-            })
+            .run(move || head(&inner.root, &key))
             .await
             .map_err(ctx)
     }
@@ -235,7 +193,9 @@ impl ObjectStore for FsStore {
             (Arc::clone(&self.inner), prefix.to_owned(), opts.clone());
         self.inner
             .io
-            .run(move || crate::list::list_page(&inner, &prefix_owned, &opts, token.as_deref()))
+            .run(move || {
+                crate::list::list_page(&inner.root, &prefix_owned, &opts, token.as_deref())
+            })
             .await
             .map_err(ctx)
     }
@@ -246,7 +206,7 @@ impl ObjectStore for FsStore {
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         self.inner
             .io
-            .run(move || delete_one(&inner, &key))
+            .run(move || delete_one(&inner.root, &key))
             .await
             .map_err(|e| e.context(Operation::Delete, uri))
     }
@@ -271,7 +231,7 @@ impl ObjectStore for FsStore {
                             .iter()
                             .map(|key| {
                                 check_key(key)
-                                    .and_then(|()| delete_one(&inner, key))
+                                    .and_then(|()| delete_one(&inner.root, key))
                                     .map_err(|e| e.context(Operation::Delete, inner.uri(key)))
                             })
                             .collect())
@@ -341,9 +301,9 @@ impl ObjectStore for FsStore {
 /// to be inside the root first, so a symlinked parent cannot redirect the delete.
 /// Directories are left in place: they may be mount points or carry permissions, and
 /// listings do not show directories that hold no objects.
-fn delete_one(inner: &Inner, key: &str) -> Result<()> {
+pub fn delete_one(root: &Root, key: &str) -> Result<()> {
     let (parent, name) = split_key(key);
-    let dir = match inner.root.open_parent(parent, false, false) {
+    let dir = match root.open_parent(parent, false, false) {
         Ok(d) => d,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput) => {
             return Ok(())
@@ -354,11 +314,11 @@ fn delete_one(inner: &Inner, key: &str) -> Result<()> {
         Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
         Err(rustix::io::Errno::ISDIR) => Err(Error::invalid_input(format!(
             "{} is a directory, not an object",
-            inner.root.path_of(key).display()
+            root.path_of(key).display()
         ))),
         Err(e) => Err(read_err(
             e.into(),
-            format!("unlink {}", inner.root.path_of(key).display()),
+            format!("unlink {}", root.path_of(key).display()),
         )),
     }
 }

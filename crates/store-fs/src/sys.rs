@@ -16,6 +16,7 @@ use s3dlio_store_core::{Error, ErrorKind, ObjectMeta, Result};
 
 use crate::keys::{split_key, temp_name};
 use crate::options::FsOptions;
+use std::path::Component;
 
 /// Flags to open an object only to `fstat` it: `O_PATH` needs no read permission and
 /// cannot block on a FIFO.
@@ -38,14 +39,14 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 
 /// What an object is opened for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
+pub enum Access {
     Read,
     Meta,
 }
 
 /// The store's root directory, and the rules for staying inside it.
 #[derive(Debug)]
-pub(crate) struct Root {
+pub struct Root {
     /// As given (absolute, normalised); keys are joined to it.
     pub(crate) path: PathBuf,
     /// Its canonical form, which every object's real path must start with.
@@ -55,18 +56,70 @@ pub(crate) struct Root {
 }
 
 impl Root {
-    pub(crate) fn path_of(&self, key: &str) -> PathBuf {
+    /// The root at `given`: an absolute path (normalised: no `.`, `..`, repeated or
+    /// trailing slashes) to an existing directory, and its canonical form.
+    pub fn new(given: &Path) -> Result<Self> {
+        let path = normalise_root(given)?;
+        let md = std::fs::metadata(&path)
+            .map_err(|e| Error::from_io(e, format!("store root {}", path.display())))?;
+        if !md.is_dir() {
+            return Err(Error::invalid_input(format!(
+                "store root {} is not a directory",
+                path.display()
+            )));
+        }
+        let canon = std::fs::canonicalize(&path)
+            .map_err(|e| Error::from_io(e, format!("resolve store root {}", path.display())))?;
+        if path.to_str().is_none() {
+            return Err(Error::invalid_input(format!(
+                "store root {} is not valid UTF-8",
+                path.display()
+            )));
+        }
+        let contained = canon != Path::new("/");
+        Ok(Self {
+            path,
+            canon,
+            contained,
+        })
+    }
+
+    /// The URI of the root under `scheme` (`file`, `direct`), ending in `/`.
+    pub fn base_uri(&self, scheme: &str) -> String {
+        match self.path.to_str() {
+            Some("/") | None => format!("{scheme}:///"),
+            Some(text) => format!("{scheme}://{text}/"),
+        }
+    }
+
+    /// The root directory, as given (normalised).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file-system path of `key` (which is not validated).
+    pub fn path_of(&self, key: &str) -> PathBuf {
         self.path.join(key)
     }
 
     /// Open the object at `key`, `fstat` it, and check that it is a regular file inside
     /// the root. The metadata describes exactly the file opened.
-    pub(crate) fn open_object(&self, key: &str, access: Access) -> Result<(File, Metadata)> {
-        let path = self.path_of(key);
+    pub fn open_object(&self, key: &str, access: Access) -> Result<(File, Metadata)> {
         let flags = match access {
             Access::Read => READ_FLAGS,
             Access::Meta => META_FLAGS,
         };
+        self.open_object_flags(key, flags)
+    }
+
+    /// [`open_object`](Self::open_object) for reading, with `extra` open flags (such as
+    /// `O_DIRECT`) added.
+    pub fn open_object_with(&self, key: &str, extra: OFlags) -> Result<(File, Metadata)> {
+        self.open_object_flags(key, READ_FLAGS | extra)
+    }
+
+    fn open_object_flags(&self, key: &str, flags: OFlags) -> Result<(File, Metadata)> {
+        let path = self.path_of(key);
         let fd = rustix::fs::open(&path, flags, Mode::empty()).map_err(|e| {
             tracing::debug!(path = %path.display(), error = %e, "open failed");
             read_err(e.into(), format!("open {}", path.display()))
@@ -92,7 +145,7 @@ impl Root {
     }
 
     /// Fail with `PermissionDenied` unless `fd` (opened from `path`) lies inside the root.
-    pub(crate) fn check_inside(&self, fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    pub fn check_inside(&self, fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
         if !self.contained {
             return Ok(());
         }
@@ -111,7 +164,7 @@ impl Root {
         ))
     }
 
-    pub(crate) fn is_inside(&self, canonical: &Path) -> bool {
+    pub fn is_inside(&self, canonical: &Path) -> bool {
         !self.contained || canonical.starts_with(&self.canon)
     }
 
@@ -119,7 +172,7 @@ impl Root {
     /// creating entries in it. With `create`, missing directories are made one level at a
     /// time, each relative to a directory already checked to be inside the root, so a
     /// symlink can never lead `mkdir` outside it. With `fsync`, each new entry is synced.
-    pub(crate) fn open_parent(&self, rel: &str, create: bool, fsync: bool) -> Result<OwnedFd> {
+    pub fn open_parent(&self, rel: &str, create: bool, fsync: bool) -> Result<OwnedFd> {
         let path = if rel.is_empty() {
             self.path.clone()
         } else {
@@ -160,11 +213,18 @@ impl Root {
 
     /// A new, empty temporary file in the directory of `key` (created as needed), named so
     /// that listings skip it.
-    pub(crate) fn create_temp(&self, key: &str, fsync: bool) -> Result<TempFile> {
+    pub fn create_temp(&self, key: &str, fsync: bool) -> Result<TempFile> {
+        self.create_temp_with(key, fsync, OFlags::empty())
+    }
+
+    /// [`create_temp`](Self::create_temp) with `extra` open flags (such as `O_DIRECT`)
+    /// added. A refused flag fails the open with the file system's error (`EINVAL` for
+    /// `O_DIRECT` on tmpfs).
+    pub fn create_temp_with(&self, key: &str, fsync: bool, extra: OFlags) -> Result<TempFile> {
         let (parent, name) = split_key(key);
         let dir = self.open_parent(parent, true, fsync)?;
         let dir_path = self.path_of(parent);
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | extra;
         // A name can only be taken by a file left over from a crashed process that had
         // our pid; try a few more.
         for _ in 0..8 {
@@ -182,6 +242,11 @@ impl Root {
                 }
                 Err(Errno::EXIST) => continue,
                 Err(e) => {
+                    if e == Errno::INVAL && !extra.is_empty() {
+                        // Refused flags (O_DIRECT on ramfs) fail the open after the file
+                        // was created; O_EXCL means the name was ours to remove.
+                        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+                    }
                     let msg = format!("create temporary file in {}", dir_path.display());
                     return Err(Error::from_io(e.into(), msg));
                 }
@@ -192,6 +257,30 @@ impl Root {
             dir_path.display()
         )))
     }
+}
+
+/// An absolute path without `.`, `..`, repeated or trailing slashes.
+fn normalise_root(root: &Path) -> Result<PathBuf> {
+    if !root.is_absolute() {
+        return Err(Error::invalid_input(format!(
+            "store root {} must be an absolute path",
+            root.display()
+        )));
+    }
+    let mut out = PathBuf::from("/");
+    for c in root.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(Error::invalid_input(format!(
+                    "store root {} must not contain '..'",
+                    root.display()
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The path the kernel holds for `fd`: `/proc/self/fd` where there is one, else the
@@ -210,7 +299,7 @@ fn real_path(fd: BorrowedFd<'_>, path: &Path) -> Result<PathBuf> {
 }
 
 /// Portable fallback of [`real_path`].
-pub(crate) fn canonical_path_of(fd: BorrowedFd<'_>, path: &Path) -> Result<PathBuf> {
+pub fn canonical_path_of(fd: BorrowedFd<'_>, path: &Path) -> Result<PathBuf> {
     let canon = std::fs::canonicalize(path)
         .map_err(|e| read_err(e, format!("resolve {}", path.display())))?;
     let opened = rustix::fs::fstat(fd)
@@ -230,7 +319,7 @@ pub(crate) fn canonical_path_of(fd: BorrowedFd<'_>, path: &Path) -> Result<PathB
 
 /// An I/O error of a read path: a file where a directory was expected means the key does
 /// not exist, as in an object store.
-pub(crate) fn read_err(e: io::Error, msg: String) -> Error {
+pub fn read_err(e: io::Error, msg: String) -> Error {
     if e.kind() == io::ErrorKind::NotADirectory {
         Error::new(ErrorKind::NotFound, msg).with_source(e)
     } else {
@@ -255,7 +344,7 @@ fn dir_err(e: Errno, path: &Path) -> Error {
 
 /// A temporary file being written; removed on drop unless published.
 #[derive(Debug)]
-pub(crate) struct TempFile {
+pub struct TempFile {
     pub(crate) file: Arc<File>,
     dir: OwnedFd,
     dir_path: PathBuf,
@@ -265,10 +354,15 @@ pub(crate) struct TempFile {
 }
 
 impl TempFile {
+    /// The open temporary file (write-only).
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
     /// Sync (if asked), `fstat`, and publish under the target name: `rename` replaces an
     /// existing object atomically; a create-only publish fails atomically if one exists.
     /// Returns the metadata of the published file.
-    pub(crate) fn publish(mut self, create_only: bool, fsync: bool) -> Result<Metadata> {
+    pub fn publish(mut self, create_only: bool, fsync: bool) -> Result<Metadata> {
         let target = self.dir_path.join(&self.target);
         if fsync {
             self.file
@@ -305,7 +399,7 @@ impl TempFile {
     }
 
     /// Remove the temporary file now, reporting failure (drop would swallow it).
-    pub(crate) fn discard(mut self) -> Result<()> {
+    pub fn discard(mut self) -> Result<()> {
         self.armed = false;
         match rustix::fs::unlinkat(&self.dir, self.name.as_str(), AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
@@ -377,7 +471,7 @@ impl Drop for TempFile {
 
 /// The ETag of a file: inode, size and modification time (ns), so a replacement (a new
 /// inode) or an in-place change (size or mtime) gives a new tag.
-pub(crate) fn etag(md: &Metadata) -> String {
+pub fn etag(md: &Metadata) -> String {
     let mtime_ns = md
         .mtime()
         .wrapping_mul(1_000_000_000)
@@ -385,7 +479,7 @@ pub(crate) fn etag(md: &Metadata) -> String {
     format!("\"{:x}-{:x}-{:x}\"", md.ino(), md.size(), mtime_ns as u64)
 }
 
-pub(crate) fn object_meta(key: String, md: &Metadata) -> ObjectMeta {
+pub fn object_meta(key: String, md: &Metadata) -> ObjectMeta {
     let mut meta = ObjectMeta::new(key, md.size());
     meta.last_modified = md.modified().ok();
     meta.etag = Some(etag(md));
@@ -394,7 +488,7 @@ pub(crate) fn object_meta(key: String, md: &Metadata) -> ObjectMeta {
 
 /// Read exactly `len` bytes at `offset` into a buffer allocated once at that size (and
 /// never zero-filled). A file that ends early is `UnexpectedEof`, never a short buffer.
-pub(crate) fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+pub fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
         let pos = offset + buf.len() as u64;
@@ -420,7 +514,7 @@ pub(crate) fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<
 
 /// Fill `buf` from `offset` with positional reads; a file that ends first is an
 /// `UnexpectedEof` error naming where it ended.
-pub(crate) fn read_exact_into(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+pub fn read_exact_into(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let pos = offset + done as u64;
@@ -445,7 +539,7 @@ pub(crate) fn read_exact_into(file: &File, offset: u64, buf: &mut [u8]) -> io::R
 /// Tell the kernel how `range` of a `size`-byte file will be read (see
 /// [`FsOptions::large_file_threshold`]). The advice applies to this open file only, so it
 /// cannot hurt other readers; `DONTNEED` is never given, as it would evict pages they share.
-pub(crate) fn advise(file: &File, range: &Range<u64>, size: u64, opts: &FsOptions) {
+pub fn advise(file: &File, range: &Range<u64>, size: u64, opts: &FsOptions) {
     use rustix::fs::Advice;
     if !opts.fadvise || range.is_empty() {
         return;

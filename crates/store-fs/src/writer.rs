@@ -44,7 +44,7 @@ impl FsWriter {
     pub(crate) async fn open(inner: &Arc<Inner>, key: &str, opts: PutOptions) -> Result<Self> {
         let uri = inner.uri(key);
         let ctx = |e: Error| e.context(Operation::Write, uri.clone());
-        check_put_options(&opts).map_err(ctx)?;
+        check_put_options("file", &opts).map_err(ctx)?;
         check_key(key).map_err(ctx)?;
         let (task_inner, task_key) = (Arc::clone(inner), key.to_owned());
         let tmp = inner

@@ -103,6 +103,7 @@ impl Ctx {
     pub fn new(flags: S3Flags, json: bool, observers: Option<Observers>) -> CliResult<Self> {
         let mut registry = Registry::new();
         s3dlio_store_fs::register(&mut registry);
+        s3dlio_directio::register(&mut registry);
         if flags.any() {
             s3dlio_store_s3::register_with(&mut registry, s3_options(&flags)?);
         } else {
