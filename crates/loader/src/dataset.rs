@@ -176,7 +176,9 @@ impl Dataset {
             });
         }
         if stores.is_empty() {
-            return Err(Error::invalid_input("an explicit dataset needs at least one URI"));
+            return Err(Error::invalid_input(
+                "an explicit dataset needs at least one URI",
+            ));
         }
         Ok(Self {
             stores: Arc::new(stores),
@@ -194,7 +196,8 @@ impl Dataset {
     ) -> Result<Self> {
         let text = store.get_bytes(index_key).await?;
         let text = std::str::from_utf8(&text).map_err(|_| {
-            Error::invalid_input("index is not text").context(Operation::Get, store.uri_of(index_key))
+            Error::invalid_input("index is not text")
+                .context(Operation::Get, store.uri_of(index_key))
         })?;
         let records = tfrecord::parse_index(text)
             .map_err(|e| e.context(Operation::Parse, store.uri_of(index_key)))?;

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-use s3dlio_store_core::{
-    ByteRange, Error, ErrorKind, GetOptions, ObjectStore, Operation, Result,
-};
+use s3dlio_store_core::{ByteRange, Error, ErrorKind, GetOptions, ObjectStore, Operation, Result};
 
 use crate::dataset::{Entry, EntryKind};
 use crate::plan::SplitMix64;
@@ -125,7 +123,11 @@ impl Fetcher {
                 let b = self
                     .policy
                     .run(Operation::Get, &uri, || async {
-                        store.get(&e.key, GetOptions::default()).await?.bytes().await
+                        store
+                            .get(&e.key, GetOptions::default())
+                            .await?
+                            .bytes()
+                            .await
                     })
                     .await?;
                 if let Some(want) = e.size {
@@ -148,7 +150,11 @@ impl Fetcher {
                 let framed = self
                     .policy
                     .run(Operation::Get, &uri, || async {
-                        store.get(&e.key, GetOptions::range(range)).await?.bytes().await
+                        store
+                            .get(&e.key, GetOptions::range(range))
+                            .await?
+                            .bytes()
+                            .await
                     })
                     .await?;
                 if framed.len() as u64 != *len {

@@ -47,7 +47,10 @@ fn masked_crc(data: &[u8]) -> u32 {
 pub fn unframe(framed: Bytes) -> Result<Bytes> {
     let corrupt = |m: String| Error::new(ErrorKind::Other, format!("corrupt TFRecord: {m}"));
     if (framed.len() as u64) < FRAMING {
-        return Err(corrupt(format!("{} bytes is shorter than the framing", framed.len())));
+        return Err(corrupt(format!(
+            "{} bytes is shorter than the framing",
+            framed.len()
+        )));
     }
     let len = u64::from_le_bytes(framed[..8].try_into().expect("8 bytes"));
     if len != framed.len() as u64 - FRAMING {
@@ -89,13 +92,19 @@ mod tests {
         assert_eq!(unframe(Bytes::from(f.clone())).unwrap(), "hello");
         let mut bad = f.clone();
         bad[13] ^= 1;
-        assert!(unframe(Bytes::from(bad)).unwrap_err().to_string().contains("data checksum"));
+        assert!(unframe(Bytes::from(bad))
+            .unwrap_err()
+            .to_string()
+            .contains("data checksum"));
         assert!(unframe(Bytes::from(f[..10].to_vec())).is_err());
     }
 
     #[test]
     fn index_lines() {
-        assert_eq!(parse_index("0 21\n21 16\n\n").unwrap(), vec![(0, 21), (21, 16)]);
+        assert_eq!(
+            parse_index("0 21\n21 16\n\n").unwrap(),
+            vec![(0, 21), (21, 16)]
+        );
         assert!(parse_index("0 21 3\n").is_err());
         assert!(parse_index("x 21\n").is_err());
         assert!(parse_index("0 3\n").is_err());
