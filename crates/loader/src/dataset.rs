@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use s3dlio_store_core::{
-    Error, ListItem, ListOptions, ObjectStore, ObjectStoreExt, Operation, Registry, Result,
+    Error, ErrorKind, ListItem, ListOptions, ObjectStore, ObjectStoreExt, Operation, PutOptions,
+    Registry, Result,
 };
 
 use crate::fetch::RequestPolicy;
@@ -63,6 +64,8 @@ enum Source {
     Prefix {
         prefix: String,
         page_size: Option<usize>,
+        /// Key of a manifest object caching the listing.
+        manifest: Option<String>,
     },
     /// Samples known up front.
     Entries(Arc<Vec<Entry>>),
@@ -109,6 +112,7 @@ impl Dataset {
             source: Source::Prefix {
                 prefix: prefix.into(),
                 page_size: None,
+                manifest: None,
             },
         }
     }
@@ -117,6 +121,18 @@ impl Dataset {
     pub fn with_list_page_size(mut self, n: usize) -> Self {
         if let Source::Prefix { page_size, .. } = &mut self.source {
             *page_size = Some(n.max(1));
+        }
+        self
+    }
+
+    /// Cache the prefix's listing in the manifest object `key` (in the same store): when it
+    /// exists, its key list is used and nothing is listed; otherwise the first complete
+    /// listing writes it (create-only, so concurrent ranks write it once). A manifest is
+    /// never refreshed: delete it when the prefix changes. Format: a line
+    /// `s3dlio-manifest 1`, then `<size>\t<key>` per object in listing order.
+    pub fn with_manifest(mut self, key: impl Into<String>) -> Self {
+        if let Source::Prefix { manifest, .. } = &mut self.source {
+            *manifest = Some(key.into());
         }
         self
     }
@@ -259,16 +275,135 @@ impl Dataset {
                 let e = Arc::clone(e);
                 stream::iter((0..e.len()).map(move |i| Ok(e[i].clone()))).boxed()
             }
-            Source::Prefix { prefix, page_size } => {
+            Source::Prefix {
+                prefix,
+                page_size,
+                manifest,
+            } => {
                 let store = Arc::clone(&self.stores[0]);
                 let opts = ListOptions {
                     page_size: *page_size,
                     ..ListOptions::recursive()
                 };
-                list_entries(store, prefix.clone(), opts, policy)
+                let Some(manifest) = manifest.clone() else {
+                    return list_entries(store, prefix.clone(), opts, policy);
+                };
+                let prefix = prefix.clone();
+                let uri = store.uri_of(&manifest);
+                let load = {
+                    let (store, manifest, policy) =
+                        (Arc::clone(&store), manifest.clone(), policy.clone());
+                    async move {
+                        let got = policy
+                            .run(Operation::Get, &uri, || store.get_bytes(&manifest))
+                            .await;
+                        match got {
+                            Ok(b) => parse_manifest(&b)
+                                .map(Some)
+                                .map_err(|e| e.context(Operation::Parse, uri)),
+                            Err(e) if e.is_not_found() => Ok(None),
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                stream::once(load)
+                    .flat_map(move |r| match r {
+                        Ok(Some(entries)) => stream::iter(entries.into_iter().map(Ok)).boxed(),
+                        Ok(None) => {
+                            let listed = list_entries(
+                                Arc::clone(&store),
+                                prefix.clone(),
+                                opts.clone(),
+                                policy.clone(),
+                            );
+                            save_when_listed(listed, Arc::clone(&store), manifest.clone())
+                        }
+                        Err(e) => stream::iter([Err(e)]).boxed(),
+                    })
+                    .boxed()
             }
         }
     }
+}
+
+const MANIFEST_HEADER: &str = "s3dlio-manifest 1";
+
+fn parse_manifest(b: &[u8]) -> Result<Vec<Entry>> {
+    let text = std::str::from_utf8(b).map_err(|_| Error::invalid_input("manifest is not UTF-8"))?;
+    let mut lines = text.split('\n');
+    if lines.next() != Some(MANIFEST_HEADER) {
+        return Err(Error::invalid_input(format!(
+            "not a manifest: the first line is not {MANIFEST_HEADER:?}"
+        )));
+    }
+    let mut out = Vec::new();
+    for (n, line) in lines.enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = line
+            .split_once('\t')
+            .and_then(|(size, key)| Some((size.parse::<u64>().ok()?, key)));
+        let Some((size, key)) = parsed else {
+            return Err(Error::invalid_input(format!(
+                "manifest line {}: {line:?} is not `<size>\\t<key>`",
+                n + 2
+            )));
+        };
+        out.push(Entry {
+            store: 0,
+            key: Arc::from(key),
+            index: out.len() as u64,
+            size: Some(size),
+            etag: None,
+            kind: EntryKind::Object,
+        });
+    }
+    Ok(out)
+}
+
+/// Pass a listing through; once it completed, write it as the manifest `key`
+/// (create-only: an existing manifest is left as it is).
+fn save_when_listed(
+    listed: BoxStream<'static, Result<Entry>>,
+    store: Arc<dyn ObjectStore>,
+    key: String,
+) -> BoxStream<'static, Result<Entry>> {
+    let text = format!("{MANIFEST_HEADER}\n");
+    stream::unfold(
+        (Some(listed), text, store, key),
+        |(listed, mut text, store, key)| async move {
+            let mut listed = listed?;
+            match listed.next().await {
+                Some(Ok(e)) => {
+                    text.push_str(&format!("{}\t{}\n", e.size.unwrap_or(0), e.key));
+                    Some((Ok(e), (Some(listed), text, store, key)))
+                }
+                Some(Err(e)) => Some((Err(e), (None, text, store, key))),
+                None => {
+                    let uri = store.uri_of(&key);
+                    let bad_key = text.lines().skip(1).any(|l| !l.contains('\t'));
+                    let res = if bad_key {
+                        Err(Error::invalid_input(
+                            "a key holds a newline; it cannot be written to a manifest",
+                        )
+                        .context(Operation::Put, uri))
+                    } else {
+                        match store.put(&key, text.into(), PutOptions::create()).await {
+                            Ok(_) => Ok(()),
+                            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+                            Err(e) => Err(e.context(Operation::Put, uri)),
+                        }
+                    };
+                    match res {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(e), (None, String::new(), store, key))),
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
 }
 
 struct ListState {

@@ -416,3 +416,51 @@ async fn file_store_through_a_registry() {
     let firsts: Vec<u8> = b[0].samples.iter().map(|s| s.data[0]).collect();
     assert_eq!(firsts, vec![2, 1, 0]);
 }
+
+#[tokio::test]
+async fn a_manifest_caches_the_listing_across_loaders() {
+    let fs = Arc::new(FaultStore::new(filled("d/", 45, |i| 10 + i).await));
+    let store: Arc<dyn ObjectStore> = fs.clone();
+    let ds = || {
+        Dataset::from_prefix(Arc::clone(&store), "d/")
+            .with_list_page_size(10)
+            .with_manifest("manifests/d.txt")
+    };
+    let o = LoaderOptions {
+        shuffle: true,
+        seed: 11,
+        ..opts(8)
+    };
+    // The first loader lists (5 pages) and writes the manifest...
+    let first = indices(&collect(&Loader::new(ds(), o.clone()).unwrap(), 0, 0).await);
+    assert_eq!(fs.calls(Operation::List), 5);
+    let text = fs.inner().get_bytes("manifests/d.txt").await.unwrap();
+    let text = std::str::from_utf8(&text).unwrap();
+    assert!(
+        text.starts_with("s3dlio-manifest 1\n10\td/000000\n11\td/000001\n"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 46);
+    // ... which a second loader (another process, another rank) reads instead of listing,
+    // with the same order.
+    let again = indices(&collect(&Loader::new(ds(), o.clone()).unwrap(), 0, 0).await);
+    assert_eq!(fs.calls(Operation::List), 5);
+    assert_eq!(again, first);
+    // Without shuffle too.
+    let plain = collect(&Loader::new(ds(), opts(8)).unwrap(), 0, 0).await;
+    assert_eq!(indices(&plain).concat(), (0..45).collect::<Vec<_>>());
+    assert_eq!(fs.calls(Operation::List), 5);
+    // A damaged manifest is an error naming it, not a silent re-list.
+    fs.inner()
+        .put_bytes("manifests/d.txt", "junk\n".into())
+        .await
+        .unwrap();
+    let err = Loader::new(ds(), opts(8))
+        .unwrap()
+        .stream()
+        .next()
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("mem:///manifests/d.txt"), "{err}");
+}
