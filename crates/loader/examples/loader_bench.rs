@@ -3,35 +3,36 @@
 //! the loader benchmark (samples/s = samples / wall_s).
 //!
 //! ```text
-//! loader_bench put  URI_PREFIX -n 10000 -s 65536          # write N objects of SIZE bytes
-//! loader_bench read URI_PREFIX [-n 10000] [-s 65536]      # read them back as batches
+//! s3-cli put file:///tmp/bench/ -n 10000 -s 64KiB            # the data, any way you like
+//! loader_bench file:///tmp/bench/ [-n 10000] [-s 64KiB]      # read it back as batches
 //!              [-b BATCH] [-j IN_FLIGHT] [-p PREFETCH] [--mem BYTES]
 //!              [--unordered] [--shuffle] [--epochs E]
 //! ```
+//!
+//! Defaults: batch 32, 64 requests in flight, prefetch 8 batches, 1 GiB memory bound,
+//! ordered, no shuffle, one epoch.
 //!
 //! `file://` always works; `s3://` needs the build feature `s3`
 //! (`cargo run --release -p s3dlio-loader --features s3 --example loader_bench -- ...`),
 //! with endpoint and credentials from the standard AWS environment (`AWS_ENDPOINT_URL`,
 //! `AWS_ACCESS_KEY_ID`, ...).
 //!
-//! Only the reading is timed (store set-up and, for `put`, payload generation are not).
+//! Only the reading is timed (not the store's set-up).
 //! `wall_s` is its wall time and `cpu_s` this process's user + system CPU over it
 //! (`getrusage`), measured the same way as `s3_load` and the peers' scripts. With `-n` and
 //! `-s`, `read` checks that exactly N samples of SIZE bytes arrived per epoch.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use s3dlio_loader::{Dataset, Loader, LoaderOptions};
-use s3dlio_store_core::{parse_count, parse_size, ObjectStoreExt, Registry};
+use s3dlio_store_core::{parse_count, parse_size, Registry};
 
-const USAGE: &str = "usage: loader_bench put|read URI_PREFIX [-n COUNT] [-s SIZE] [-b BATCH] \
+const USAGE: &str = "usage: loader_bench URI_PREFIX [-n COUNT] [-s SIZE] [-b BATCH] \
                      [-j IN_FLIGHT] [-p PREFETCH] [--mem BYTES] [--unordered] [--shuffle] \
                      [--epochs E]";
 
 struct Args {
-    op: String,
     uri: String,
     count: Option<u64>,
     size: Option<u64>,
@@ -41,13 +42,8 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let op = it.next().ok_or(USAGE)?;
     let uri = it.next().ok_or(USAGE)?;
-    if op != "put" && op != "read" {
-        return Err(USAGE.into());
-    }
     let mut a = Args {
-        op,
         uri,
         count: None,
         size: None,
@@ -101,20 +97,6 @@ fn cpu_time() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
-/// Object `i`'s content: distinct per object, not compressible.
-fn payload(i: u64, size: usize) -> Bytes {
-    let mut v = vec![0u8; size];
-    let mut x = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for c in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let n = c.len();
-        c.copy_from_slice(&x.to_le_bytes()[..n]);
-    }
-    Bytes::from(v)
-}
-
 fn registry() -> Registry {
     let mut r = Registry::new();
     s3dlio_store_fs::register(&mut r);
@@ -125,26 +107,6 @@ fn registry() -> Registry {
 
 async fn run(a: Args) -> Result<(u64, u64, Duration, Duration), Box<dyn std::error::Error>> {
     let registry = registry();
-    if a.op == "put" {
-        let (store, prefix) = registry.resolve(&a.uri).await?;
-        let (n, size) = (a.count.unwrap_or(1000), a.size.unwrap_or(65536) as usize);
-        let (start, cpu0) = (Instant::now(), cpu_time());
-        let bytes = futures::stream::iter(0..n)
-            .map(|i| {
-                let store = store.clone();
-                let key = format!("{prefix}sample-{i:08}.bin");
-                async move {
-                    store
-                        .put_bytes(&key, payload(i, size))
-                        .await
-                        .map(|r| r.size)
-                }
-            })
-            .buffer_unordered(a.opts.max_in_flight)
-            .try_fold(0u64, |b, s| async move { Ok(b + s) })
-            .await?;
-        return Ok((n, bytes, start.elapsed(), cpu_time().saturating_sub(cpu0)));
-    }
     let dataset = Dataset::from_uri(&registry, &a.uri).await?;
     let loader = Loader::new(dataset, a.opts.clone())?;
     let (start, cpu0) = (Instant::now(), cpu_time());

@@ -131,16 +131,7 @@ impl Fetcher {
                     })
                     .await?;
                 if let Some(want) = e.size {
-                    if b.len() as u64 != want {
-                        return Err(Error::new(
-                            ErrorKind::Other,
-                            format!(
-                                "{} bytes read, the listing said {want} (object changed?)",
-                                b.len()
-                            ),
-                        )
-                        .context(Operation::Get, uri));
-                    }
+                    expect_len(&b, want, "the listing said", &uri)?;
                 }
                 Ok(b)
             }
@@ -157,16 +148,7 @@ impl Fetcher {
                             .await
                     })
                     .await?;
-                if framed.len() as u64 != *len {
-                    return Err(Error::new(
-                        ErrorKind::Other,
-                        format!(
-                            "record at offset {offset}: {} bytes read, the index says {len}",
-                            framed.len()
-                        ),
-                    )
-                    .context(Operation::Get, uri));
-                }
+                expect_len(&framed, *len, "the TFRecord index said", &uri)?;
                 tfrecord::unframe(framed).map_err(|err| {
                     err.context(Operation::Get, format!("{uri} (record at offset {offset})"))
                 })
@@ -205,14 +187,8 @@ impl Fetcher {
                             async move { store.get(&e.key, opts).await?.bytes().await }
                         })
                         .await?;
-                    if b.len() as u64 != end - start {
-                        return Err(Error::new(
-                            ErrorKind::Interrupted,
-                            format!("range {start}..{end}: got {} bytes", b.len()),
-                        )
-                        .context(Operation::Get, uri));
-                    }
-                    Ok(b)
+                    expect_len(&b, end - start, "the range asked for", uri)?;
+                    Ok::<_, Error>(b)
                 }
             })
             .buffered(self.range_concurrency.max(1))
@@ -224,4 +200,17 @@ impl Fetcher {
         }
         Ok(buf.freeze())
     }
+}
+
+/// A read that returned another length than expected (the object changed since it was
+/// listed or indexed, or the backend misbehaved) is an error, never a short sample.
+fn expect_len(b: &Bytes, want: u64, source: &str, uri: &str) -> Result<()> {
+    if b.len() as u64 == want {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Other,
+        format!("{} bytes read, {source} {want} (object changed?)", b.len()),
+    )
+    .context(Operation::Get, uri))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{filled, key};
 use futures::StreamExt;
 use s3dlio_loader::{Dataset, Loader, LoaderOptions};
-use s3dlio_store_core::{ErrorKind, Fault, FaultStore, MemoryStore, ObjectStore, Operation};
+use s3dlio_store_core::{Error, ErrorKind, Fault, FaultStore, MemoryStore, ObjectStore, Operation};
 use tokio::time::Instant;
 
 fn opts(batch_size: usize) -> LoaderOptions {
@@ -32,6 +32,13 @@ async fn one_key(faults: impl FnOnce(&FaultStore<MemoryStore>)) -> Arc<FaultStor
 fn loader(fs: &Arc<FaultStore<MemoryStore>>, o: LoaderOptions) -> Loader {
     let store: Arc<dyn ObjectStore> = fs.clone();
     Loader::new(Dataset::from_keys(store, [key("d/", 0)]), o).unwrap()
+}
+
+/// The error reading the one key fails with, `kind` injected on GETs `1..=times`.
+async fn failure(kind: ErrorKind, times: u64, o: LoaderOptions) -> (Error, u64) {
+    let fs = one_key(|f| f.add_rule(Some(Operation::Get), 1, times, Fault::Fail(kind))).await;
+    let err = loader(&fs, o).stream().next().await.unwrap().unwrap_err();
+    (err, fs.calls(Operation::Get))
 }
 
 #[tokio::test]
@@ -120,61 +127,29 @@ async fn retryable_errors_are_retried_with_backoff() {
     );
 
     // Retries spent: the last error, saying how many attempts were made.
-    let fs = one_key(|f| {
-        f.add_rule(
-            Some(Operation::Get),
-            1,
-            10,
-            Fault::Fail(ErrorKind::RateLimited),
-        )
-    })
-    .await;
-    let err = loader(
-        &fs,
-        LoaderOptions {
-            retries: 2,
-            ..opts(1)
-        },
-    )
-    .stream()
-    .next()
-    .await
-    .unwrap()
-    .unwrap_err();
+    let o = LoaderOptions {
+        retries: 2,
+        ..opts(1)
+    };
+    let (err, calls) = failure(ErrorKind::RateLimited, 10, o).await;
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert!(
         err.to_string()
             .contains("mem:///d/000000: rate limited: after 3 attempts"),
         "{err}"
     );
-    assert_eq!(fs.calls(Operation::Get), 3);
+    assert_eq!(calls, 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn errors_that_are_not_retryable_are_not_retried() {
-    let fs = one_key(|f| {
-        f.add_rule(
-            Some(Operation::Get),
-            1,
-            1,
-            Fault::Fail(ErrorKind::PermissionDenied),
-        )
-    })
-    .await;
-    let err = loader(
-        &fs,
-        LoaderOptions {
-            retries: 5,
-            ..opts(1)
-        },
-    )
-    .stream()
-    .next()
-    .await
-    .unwrap()
-    .unwrap_err();
+    let o = LoaderOptions {
+        retries: 5,
+        ..opts(1)
+    };
+    let (err, calls) = failure(ErrorKind::PermissionDenied, 1, o).await;
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
-    assert_eq!(fs.calls(Operation::Get), 1);
+    assert_eq!(calls, 1);
 }
 
 #[tokio::test(start_paused = true)]
