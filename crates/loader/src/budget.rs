@@ -43,11 +43,11 @@ impl Budget {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What to reserve for a sample of unknown size: the largest seen so far, or the whole
-    /// limit before any was seen (so the first such sample is read alone).
+    /// What to reserve for a sample of unknown size: the largest seen so far, or before
+    /// any was seen a batch's share of the limit (so the first batch alone may fill it).
     pub fn estimate(&self) -> u64 {
         match self.lock().largest {
-            0 => self.limit.max(1),
+            0 => (self.limit / self.batch.max(1) as u64).max(1),
             n => n,
         }
     }
@@ -58,8 +58,8 @@ impl Budget {
             let notified = self.notify.notified();
             {
                 let mut s = self.lock();
-                if s.pending < self.batch || s.used + n <= self.limit {
-                    s.used += n;
+                if s.pending < self.batch || s.used.saturating_add(n) <= self.limit {
+                    s.used = s.used.saturating_add(n);
                     s.pending += 1;
                     s.peak = s.peak.max(s.used);
                     return;
@@ -74,10 +74,10 @@ impl Budget {
         let mut s = self.lock();
         s.largest = s.largest.max(actual);
         if actual >= reserved {
-            s.used += actual - reserved;
+            s.used = s.used.saturating_add(actual - reserved);
             s.peak = s.peak.max(s.used);
         } else {
-            s.used -= reserved - actual;
+            s.used = s.used.saturating_sub(reserved - actual);
             drop(s);
             self.notify.notify_waiters();
         }
@@ -94,5 +94,37 @@ impl Budget {
 
     pub fn peak(&self) -> u64 {
         self.lock().peak
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_room_but_always_lets_a_batch_form() {
+        let b = Arc::new(Budget::new(100, 2));
+        // Two samples always pass (one batch), even over the limit.
+        b.reserve(80).await;
+        b.reserve(80).await;
+        assert_eq!(b.peak(), 160);
+        // A third waits until a batch is delivered.
+        let b2 = Arc::clone(&b);
+        let waiter = tokio::spawn(async move { b2.reserve(50).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiter.is_finished());
+        b.release(160, 2);
+        waiter.await.unwrap();
+        // Unknown sizes: a batch's share first, then the largest seen; no overflow with
+        // an unbounded limit.
+        assert_eq!(b.estimate(), 50);
+        b.settle(50, 70);
+        assert_eq!(b.estimate(), 70);
+        let open = Budget::new(u64::MAX, 4);
+        for _ in 0..8 {
+            open.reserve(open.estimate()).await;
+        }
     }
 }
