@@ -263,6 +263,14 @@ impl Dataset {
         matches!(self.source, Source::Prefix { .. })
     }
 
+    /// The samples, when known without listing.
+    pub(crate) fn known(&self) -> Option<Arc<Vec<Entry>>> {
+        match &self.source {
+            Source::Entries(e) => Some(Arc::clone(e)),
+            Source::Prefix { .. } => None,
+        }
+    }
+
     pub(crate) fn stores(&self) -> &Arc<Vec<Arc<dyn ObjectStore>>> {
         &self.stores
     }

@@ -147,7 +147,7 @@ pub struct Loader {
     dataset: Dataset,
     opts: LoaderOptions,
     /// A prefix dataset's complete listing, kept after the first epoch that finished it.
-    listed: Arc<Mutex<Option<Arc<Vec<Entry>>>>>,
+    listed: Listed,
 }
 
 impl Loader {
@@ -207,20 +207,7 @@ impl Loader {
         };
         let o = &self.opts;
         let counters = Arc::new(Counters::default());
-        let policy = RequestPolicy {
-            timeout: o.request_timeout,
-            retries: o.retries,
-            backoff: o.retry_backoff,
-            counters: Arc::clone(&counters),
-            slots: Arc::new(tokio::sync::Semaphore::new(o.max_in_flight)),
-        };
-        let fetcher = Fetcher {
-            stores: Arc::clone(self.dataset.stores()),
-            policy,
-            range_threshold: o.range_threshold,
-            range_part_size: o.range_part_size,
-            range_concurrency: o.max_in_flight,
-        };
+        let fetcher = self.fetcher(Arc::clone(&counters));
         let budget = Arc::new(Budget::new(o.max_prefetch_bytes, o.batch_size));
         let (tx, rx) = mpsc::channel(o.prefetch);
         let job = Job {
@@ -245,6 +232,57 @@ impl Loader {
             delivered: Arc::default(),
             failed: None,
         }
+    }
+
+    fn fetcher(&self, counters: Arc<Counters>) -> Fetcher {
+        let o = &self.opts;
+        let policy = RequestPolicy {
+            timeout: o.request_timeout,
+            retries: o.retries,
+            backoff: o.retry_backoff,
+            counters,
+            slots: Arc::new(tokio::sync::Semaphore::new(o.max_in_flight)),
+        };
+        Fetcher {
+            stores: Arc::clone(self.dataset.stores()),
+            policy,
+            range_threshold: o.range_threshold,
+            range_part_size: o.range_part_size,
+            range_concurrency: o.max_in_flight,
+        }
+    }
+
+    async fn all(&self, fetcher: &Fetcher) -> Result<Arc<Vec<Entry>>> {
+        all_entries(&self.dataset, &self.listed, &fetcher.policy).await
+    }
+
+    /// Number of samples in the dataset (all ranks); lists a prefix if not done yet.
+    pub async fn dataset_len(&self) -> Result<u64> {
+        let fetcher = self.fetcher(Arc::default());
+        Ok(self.all(&fetcher).await?.len() as u64)
+    }
+
+    /// Sample `index` of the dataset order, read on its own (map-style access, as
+    /// PyTorch's map datasets need), under the loader's timeout, retries and range reads.
+    /// A prefix is listed first if it was not yet.
+    pub async fn get(&self, index: u64) -> Result<Sample> {
+        let fetcher = self.fetcher(Arc::default());
+        let all = self.all(&fetcher).await?;
+        let entry = all.get(index as usize).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "sample {index} is past the dataset's {} samples",
+                all.len()
+            ))
+        })?;
+        let data = fetcher.fetch(entry).await?;
+        Ok(Sample {
+            uri: fetcher.uri(entry),
+            key: Arc::clone(&entry.key),
+            index: entry.index,
+            range: entry.range(),
+            data,
+            padding: false,
+        })
     }
 
     /// A blocking iterator over epoch `epoch` from `consumed`, driven by `handle` (a
@@ -426,7 +464,7 @@ struct Fetched {
 /// Everything one epoch's task needs.
 struct Job {
     dataset: Dataset,
-    listed: Arc<Mutex<Option<Arc<Vec<Entry>>>>>,
+    listed: Listed,
     spec: ShardSpec,
     epoch: u64,
     shuffle: bool,
@@ -441,40 +479,24 @@ struct Job {
 impl Job {
     /// The epoch's global order of samples.
     async fn order(&self) -> Result<BoxStream<'static, Result<Entry>>> {
-        let cached = self
-            .listed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let (source, fresh_listing): (BoxStream<'static, Result<Entry>>, bool) = match cached {
-            Some(all) => (
-                stream::iter((0..all.len()).map(move |i| Ok(all[i].clone()))).boxed(),
-                false,
-            ),
-            None => (
-                self.dataset.entries(self.fetcher.policy.clone()),
-                self.dataset.is_listed(),
-            ),
+        let iter = |all: Arc<Vec<Entry>>, order: Option<Vec<u64>>| {
+            let order = order.unwrap_or_else(|| (0..all.len() as u64).collect());
+            stream::iter(order.into_iter().map(move |i| Ok(all[i as usize].clone()))).boxed()
         };
-        if !self.shuffle {
-            return Ok(if fresh_listing {
-                keep_listing(source, Arc::clone(&self.listed))
-            } else {
-                source
-            });
+        if self.shuffle {
+            // A permutation needs the whole list first.
+            let all = all_entries(&self.dataset, &self.listed, &self.fetcher.policy).await?;
+            let order = plan::permutation(all.len() as u64, self.seed, self.epoch);
+            return Ok(iter(all, Some(order)));
         }
-        // Shuffle needs the whole list first.
-        let mut all: Vec<Entry> = Vec::with_capacity(self.dataset.len().unwrap_or(0) as usize);
-        let mut source = source;
-        while let Some(e) = source.next().await {
-            all.push(e?);
-        }
-        let all = Arc::new(all);
-        if fresh_listing {
-            *self.listed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&all));
-        }
-        let order = plan::permutation(all.len() as u64, self.seed, self.epoch);
-        Ok(stream::iter(order.into_iter().map(move |i| Ok(all[i as usize].clone()))).boxed())
+        let known = self.dataset.known().or_else(|| cached(&self.listed));
+        Ok(match known {
+            Some(all) => iter(all, None),
+            None => keep_listing(
+                self.dataset.entries(self.fetcher.policy.clone()),
+                Arc::clone(&self.listed),
+            ),
+        })
     }
 
     async fn run(self, tx: mpsc::Sender<Result<Delivery>>) {
@@ -612,10 +634,36 @@ impl Job {
     }
 }
 
+type Listed = Arc<Mutex<Option<Arc<Vec<Entry>>>>>;
+
+fn cached(listed: &Listed) -> Option<Arc<Vec<Entry>>> {
+    listed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Every sample of `dataset` in dataset order: known ones at once; a prefix is listed
+/// completely (or read from its manifest) once, then kept in `listed`.
+async fn all_entries(
+    dataset: &Dataset,
+    listed: &Listed,
+    policy: &RequestPolicy,
+) -> Result<Arc<Vec<Entry>>> {
+    if let Some(e) = dataset.known().or_else(|| cached(listed)) {
+        return Ok(e);
+    }
+    let mut all = Vec::new();
+    let mut source = dataset.entries(policy.clone());
+    while let Some(e) = source.next().await {
+        all.push(e?);
+    }
+    let all = Arc::new(all);
+    *listed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&all));
+    Ok(all)
+}
+
 /// Pass a listing through, and keep it for the next epochs once it completed.
 fn keep_listing(
     source: BoxStream<'static, Result<Entry>>,
-    keep: Arc<Mutex<Option<Arc<Vec<Entry>>>>>,
+    keep: Listed,
 ) -> BoxStream<'static, Result<Entry>> {
     stream::unfold(
         (Some(source), Vec::new(), keep),

@@ -490,3 +490,45 @@ async fn a_manifest_caches_the_listing_across_loaders() {
         .unwrap_err();
     assert!(err.to_string().contains("mem:///manifests/d.txt"), "{err}");
 }
+
+#[tokio::test]
+async fn map_style_access_by_index() {
+    let fs = Arc::new(FaultStore::new(filled("d/", 20, |i| 30 + i).await));
+    let loader = Loader::new(
+        Dataset::from_prefix(fs.clone() as Arc<dyn ObjectStore>, "d/").with_list_page_size(8),
+        opts(4),
+    )
+    .unwrap();
+    assert_eq!(loader.dataset_len().await.unwrap(), 20);
+    let s = loader.get(13).await.unwrap();
+    assert_eq!((s.index, s.data.len(), tag(&s.data)), (13, 43, 13));
+    assert_eq!(s.uri, "mem:///d/000013");
+    // Listed once (3 pages), then kept: also for the epochs that follow.
+    loader.get(2).await.unwrap();
+    let batches = collect(&loader, 0, 0).await;
+    assert_eq!(batches.len(), 5);
+    assert_eq!(fs.calls(Operation::List), 3);
+    let err = loader.get(20).await.unwrap_err();
+    assert!(
+        err.to_string().contains("past the dataset's 20 samples"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn empty_datasets_give_empty_epochs() {
+    let store = arc(MemoryStore::new());
+    for remainder in [Remainder::Pad, Remainder::Drop, Remainder::Uneven] {
+        for shuffle in [false, true] {
+            let o = LoaderOptions {
+                remainder,
+                shuffle,
+                world_size: Some(4),
+                rank: Some(3),
+                ..opts(4)
+            };
+            let l = Loader::new(Dataset::from_prefix(Arc::clone(&store), "none/"), o).unwrap();
+            assert!(collect(&l, 0, 0).await.is_empty());
+        }
+    }
+}
