@@ -148,6 +148,8 @@ pub struct Loader {
     opts: LoaderOptions,
     /// A prefix dataset's complete listing, kept after the first epoch that finished it.
     listed: Listed,
+    /// Requests in flight of `get` calls, shared by all of them.
+    get_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Loader {
@@ -162,6 +164,7 @@ impl Loader {
             ..opts
         };
         Ok(Self {
+            get_slots: Arc::new(tokio::sync::Semaphore::new(opts.max_in_flight)),
             dataset,
             opts,
             listed: Arc::default(),
@@ -207,7 +210,8 @@ impl Loader {
         };
         let o = &self.opts;
         let counters = Arc::new(Counters::default());
-        let fetcher = self.fetcher(Arc::clone(&counters));
+        let slots = Arc::new(tokio::sync::Semaphore::new(o.max_in_flight));
+        let fetcher = self.fetcher(Arc::clone(&counters), slots);
         let budget = Arc::new(Budget::new(o.max_prefetch_bytes, o.batch_size));
         let (tx, rx) = mpsc::channel(o.prefetch);
         let job = Job {
@@ -234,14 +238,14 @@ impl Loader {
         }
     }
 
-    fn fetcher(&self, counters: Arc<Counters>) -> Fetcher {
+    fn fetcher(&self, counters: Arc<Counters>, slots: Arc<tokio::sync::Semaphore>) -> Fetcher {
         let o = &self.opts;
         let policy = RequestPolicy {
             timeout: o.request_timeout,
             retries: o.retries,
             backoff: o.retry_backoff,
             counters,
-            slots: Arc::new(tokio::sync::Semaphore::new(o.max_in_flight)),
+            slots,
         };
         Fetcher {
             stores: Arc::clone(self.dataset.stores()),
@@ -258,7 +262,7 @@ impl Loader {
 
     /// Number of samples in the dataset (all ranks); lists a prefix if not done yet.
     pub async fn dataset_len(&self) -> Result<u64> {
-        let fetcher = self.fetcher(Arc::default());
+        let fetcher = self.fetcher(Arc::default(), Arc::clone(&self.get_slots));
         Ok(self.all(&fetcher).await?.len() as u64)
     }
 
@@ -266,7 +270,7 @@ impl Loader {
     /// PyTorch's map datasets need), under the loader's timeout, retries and range reads.
     /// A prefix is listed first if it was not yet.
     pub async fn get(&self, index: u64) -> Result<Sample> {
-        let fetcher = self.fetcher(Arc::default());
+        let fetcher = self.fetcher(Arc::default(), Arc::clone(&self.get_slots));
         let all = self.all(&fetcher).await?;
         let entry = all.get(index as usize).ok_or_else(|| {
             Error::invalid_input(format!(
