@@ -1,0 +1,257 @@
+//! Loading: a shard into one buffer with concurrent ranged reads, or as a stream of verified
+//! parts; every byte is checked against the manifest's CRC32C before it is handed out.
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use s3dlio_store_core::{ByteRange, ByteStream, Error, ErrorKind, ObjectStoreExt, Result};
+
+use crate::manifest::{Compression, Manifest, PartEntry, ShardEntry};
+use crate::store::CheckpointStore;
+
+/// Names the shard and part an error is about.
+struct Where<'a> {
+    step: u64,
+    shard: &'a ShardEntry,
+}
+
+impl Where<'_> {
+    fn shard(&self) -> String {
+        format!(
+            "checkpoint step {}: shard '{}' of rank {}",
+            self.step, self.shard.name, self.shard.rank
+        )
+    }
+
+    /// `e`, explained as a failure to read `part`.
+    fn wrap(&self, part: &PartEntry, e: Error) -> Error {
+        let what = match e.kind() {
+            ErrorKind::NotFound => "is missing",
+            ErrorKind::RangeNotSatisfiable | ErrorKind::Interrupted => "is truncated or cut short",
+            _ => "could not be read",
+        };
+        let retryable = e.is_retryable();
+        Error::new(
+            e.kind(),
+            format!("{}: part {} {what}", self.shard(), part.key),
+        )
+        .with_source(e)
+        .set_retryable(retryable)
+    }
+
+    fn corrupt(&self, part: &PartEntry, what: String) -> Error {
+        Error::other(format!(
+            "{}: part {} is corrupt: {what}",
+            self.shard(),
+            part.key
+        ))
+    }
+
+    fn check_crc(&self, part: &PartEntry, want: u32, got: u32, which: &str) -> Result<()> {
+        if want == got {
+            return Ok(());
+        }
+        Err(self.corrupt(
+            part,
+            format!("CRC32C of the {which} bytes is {got:#010x}, the manifest says {want:#010x}"),
+        ))
+    }
+
+    fn check_len(&self, part: &PartEntry, want: u64, got: u64) -> Result<()> {
+        if want == got {
+            return Ok(());
+        }
+        Err(self.corrupt(
+            part,
+            format!("read {got} bytes, the manifest says {want} (truncated or replaced?)"),
+        ))
+    }
+}
+
+impl CheckpointStore {
+    /// The shard `name` of `rank`, verified, in one buffer.
+    pub async fn load_shard(&self, m: &Manifest, rank: u32, name: &str) -> Result<Bytes> {
+        let s = m.shard(rank, name)?;
+        let len = usize::try_from(s.raw_size).map_err(|_| {
+            Error::invalid_input(format!("{} bytes do not fit in memory", s.raw_size))
+        })?;
+        let mut buf = vec![0u8; len];
+        self.load_shard_into(m, rank, name, &mut buf).await?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Read the shard `name` of `rank` into `buf`, which must be exactly its size
+    /// ([`ShardEntry::raw_size`]): uncompressed parts by concurrent ranged reads straight into
+    /// their place, compressed parts whole and decompressed in parallel. Every part's CRC32C
+    /// is checked; on error `buf` holds unverified bytes.
+    pub async fn load_shard_into(
+        &self,
+        m: &Manifest,
+        rank: u32,
+        name: &str,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        let s = m.shard(rank, name)?;
+        let at = Where {
+            step: m.step,
+            shard: s,
+        };
+        if buf.len() as u64 != s.raw_size {
+            return Err(Error::invalid_input(format!(
+                "{}: is {} bytes but the buffer is {}",
+                at.shard(),
+                s.raw_size,
+                buf.len()
+            )));
+        }
+        // Each part's slice of the buffer, cut into jobs of at most range_size.
+        let range = self.config.range_size.max(1) as usize;
+        let mut jobs = Vec::new();
+        let mut rest = buf;
+        for (i, p) in s.parts.iter().enumerate() {
+            let (mut slot, tail) = rest.split_at_mut(p.raw_size as usize);
+            rest = tail;
+            if s.compression != Compression::None {
+                jobs.push((i, 0u64, slot));
+                continue;
+            }
+            let mut off = 0u64;
+            while !slot.is_empty() {
+                let n = range.min(slot.len());
+                let (head, tail) = slot.split_at_mut(n);
+                jobs.push((i, off, head));
+                off += n as u64;
+                slot = tail;
+            }
+        }
+        let at = &at;
+        let mut done: Vec<(usize, u64, u32)> = stream::iter(jobs)
+            .map(|(i, off, slot)| async move {
+                let p = &s.parts[i];
+                let len = slot.len() as u64;
+                if s.compression != Compression::None {
+                    let data = self.fetch_part(at, p, s.compression).await?;
+                    slot.copy_from_slice(&data);
+                    return Ok((i, off, p.raw_crc32c));
+                }
+                let r = ByteRange::from(off..off + len);
+                let data = self
+                    .store
+                    .get_range(&self.key(&p.key), r)
+                    .await
+                    .map_err(|e| at.wrap(p, e))?;
+                if data.len() as u64 != len {
+                    return Err(at.corrupt(
+                        p,
+                        format!(
+                            "bytes {off}..{} read as {} bytes (truncated or replaced?)",
+                            off + len,
+                            data.len()
+                        ),
+                    ));
+                }
+                slot.copy_from_slice(&data);
+                Ok::<_, Error>((i, off, crc32c::crc32c(slot)))
+            })
+            .buffer_unordered(self.config.read_concurrency.max(1))
+            .try_collect()
+            .await?;
+        done.sort_unstable_by_key(|(i, off, _)| (*i, *off));
+        let mut crcs = vec![0u32; s.parts.len()];
+        let mut lens = vec![0u64; s.parts.len()];
+        for (i, off, crc) in done {
+            let p = &s.parts[i];
+            let len = if s.compression == Compression::None {
+                (p.raw_size - off).min(range as u64)
+            } else {
+                p.raw_size
+            };
+            crcs[i] = crc32c::crc32c_combine(crcs[i], crc, len as usize);
+            lens[i] += len;
+        }
+        let mut whole = 0u32;
+        for (i, p) in s.parts.iter().enumerate() {
+            at.check_len(p, p.raw_size, lens[i])?;
+            at.check_crc(p, p.raw_crc32c, crcs[i], "stored")?;
+            whole = crc32c::crc32c_combine(whole, crcs[i], p.raw_size as usize);
+        }
+        if whole != s.raw_crc32c {
+            return Err(Error::other(format!(
+                "{}: its parts are intact but together have CRC32C {whole:#010x}, the manifest \
+                 says {:#010x}",
+                at.shard(),
+                s.raw_crc32c
+            )));
+        }
+        Ok(())
+    }
+
+    /// One part, whole, verified (and decompressed).
+    async fn fetch_part(&self, at: &Where<'_>, p: &PartEntry, c: Compression) -> Result<Bytes> {
+        let data = if p.size == 0 {
+            Bytes::new()
+        } else {
+            self.store
+                .get_bytes(&self.key(&p.key))
+                .await
+                .map_err(|e| at.wrap(p, e))?
+        };
+        at.check_len(p, p.size, data.len() as u64)?;
+        at.check_crc(p, p.crc32c, crc32c::crc32c(&data), "stored")?;
+        if c == Compression::None {
+            return Ok(data);
+        }
+        let raw_size = p.raw_size as usize;
+        let raw = tokio::task::spawn_blocking(move || zstd::bulk::decompress(&data, raw_size))
+            .await
+            .map_err(|e| Error::other(format!("decompression task failed: {e}")))?
+            .map_err(|e| at.corrupt(p, format!("zstd: {e}")))?;
+        at.check_len(p, p.raw_size, raw.len() as u64)?;
+        at.check_crc(p, p.raw_crc32c, crc32c::crc32c(&raw), "decompressed")?;
+        Ok(Bytes::from(raw))
+    }
+
+    /// The shard `name` of `rank` as a stream of its parts, each verified before it is
+    /// yielded; a few parts are read ahead, so memory stays near that many parts.
+    pub fn load_shard_stream(&self, m: &Manifest, rank: u32, name: &str) -> Result<ByteStream> {
+        let s = m.shard(rank, name)?.clone();
+        let (ck, step) = (self.clone(), m.step);
+        let ahead = self.config.read_concurrency.clamp(1, 4);
+        let parts = s.parts.clone();
+        Ok(stream::iter(parts)
+            .map(move |p| {
+                let (ck, s) = (ck.clone(), s.clone());
+                async move {
+                    let at = Where { step, shard: &s };
+                    ck.fetch_part(&at, &p, s.compression).await
+                }
+            })
+            .buffered(ahead)
+            .boxed())
+    }
+
+    /// Every shard of `rank`, verified, as (name, bytes).
+    pub async fn load_rank(&self, m: &Manifest, rank: u32) -> Result<Vec<(String, Bytes)>> {
+        let mut out = Vec::new();
+        for s in m.rank_shards(rank) {
+            out.push((s.name.clone(), self.load_shard(m, rank, &s.name).await?));
+        }
+        if out.is_empty() && rank >= m.world_size {
+            return Err(Error::invalid_input(format!(
+                "checkpoint step {} has ranks 0..{}, not {rank}",
+                m.step, m.world_size
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Read every part of every shard and check it against the manifest, holding a few parts
+    /// in memory at a time.
+    pub async fn verify(&self, m: &Manifest) -> Result<()> {
+        for s in &m.shards {
+            let mut parts = self.load_shard_stream(m, s.rank, &s.name)?;
+            while parts.try_next().await?.is_some() {}
+        }
+        Ok(())
+    }
+}
