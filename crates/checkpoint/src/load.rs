@@ -125,34 +125,18 @@ impl CheckpointStore {
             }
         }
         let at = &at;
-        let mut done: Vec<(usize, u64, u32)> = stream::iter(jobs)
+        // The futures are built first: a closure borrowing the slices inside the stream
+        // would make the whole future unspawnable.
+        let reads: Vec<_> = jobs
+            .into_iter()
             .map(|(i, off, slot)| async move {
-                let p = &s.parts[i];
-                let len = slot.len() as u64;
-                if s.compression != Compression::None {
-                    let data = self.fetch_part(at, p, s.compression).await?;
-                    slot.copy_from_slice(&data);
-                    return Ok((i, off, p.raw_crc32c));
-                }
-                let r = ByteRange::from(off..off + len);
-                let data = self
-                    .store
-                    .get_range(&self.key(&p.key), r)
-                    .await
-                    .map_err(|e| at.wrap(p, e))?;
-                if data.len() as u64 != len {
-                    return Err(at.corrupt(
-                        p,
-                        format!(
-                            "bytes {off}..{} read as {} bytes (truncated or replaced?)",
-                            off + len,
-                            data.len()
-                        ),
-                    ));
-                }
-                slot.copy_from_slice(&data);
-                Ok::<_, Error>((i, off, crc32c::crc32c(slot)))
+                let crc = self
+                    .read_job(at, &s.parts[i], s.compression, off, slot)
+                    .await?;
+                Ok::<_, Error>((i, off, crc))
             })
+            .collect();
+        let mut done: Vec<(usize, u64, u32)> = stream::iter(reads)
             .buffer_unordered(self.config.read_concurrency.max(1))
             .try_collect()
             .await?;
@@ -184,6 +168,41 @@ impl CheckpointStore {
             )));
         }
         Ok(())
+    }
+
+    /// Fill `slot` with the bytes of part `p` from `off` (a whole part, when compressed);
+    /// returns their CRC32C.
+    async fn read_job(
+        &self,
+        at: &Where<'_>,
+        p: &PartEntry,
+        c: Compression,
+        off: u64,
+        slot: &mut [u8],
+    ) -> Result<u32> {
+        if c != Compression::None {
+            let data = self.fetch_part(at, p, c).await?;
+            slot.copy_from_slice(&data);
+            return Ok(p.raw_crc32c);
+        }
+        let len = slot.len() as u64;
+        let data = self
+            .store
+            .get_range(&self.key(&p.key), ByteRange::from(off..off + len))
+            .await
+            .map_err(|e| at.wrap(p, e))?;
+        if data.len() as u64 != len {
+            return Err(at.corrupt(
+                p,
+                format!(
+                    "bytes {off}..{} read as {} bytes (truncated or replaced?)",
+                    off + len,
+                    data.len()
+                ),
+            ));
+        }
+        slot.copy_from_slice(&data);
+        Ok(crc32c::crc32c(slot))
     }
 
     /// One part, whole, verified (and decompressed).

@@ -1,9 +1,12 @@
 //! Save, load, commit and failure behaviour on the in-memory and fault-injecting stores.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::data;
 use futures::{stream, StreamExt, TryStreamExt};
 use s3dlio_checkpoint::{CheckpointStore, Compression, Config, SaveOptions};
 use s3dlio_store_core::{
@@ -20,19 +23,6 @@ fn small() -> Config {
         poll_interval: Duration::from_millis(5),
         named_keep: 2,
     }
-}
-
-fn data(seed: u64, len: usize) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
 }
 
 fn ck_on(store: impl ObjectStore) -> CheckpointStore {
@@ -83,6 +73,10 @@ async fn round_trip_in_parts_plain_and_compressed() {
         assert_eq!(model.compression, want);
 
         assert_latest_is(&ck, 7).await;
+        // Loads can run as their own tasks.
+        let (ck2, m2) = (ck.clone(), m.clone());
+        let spawned = tokio::spawn(async move { ck2.load_shard(&m2, 0, "model").await });
+        assert_eq!(spawned.await.unwrap().unwrap(), data(7, 4321));
         // Into a caller's buffer, and as a stream of verified parts.
         let mut buf = vec![0u8; 4321];
         ck.load_shard_into(&m, 0, "model", &mut buf).await.unwrap();
