@@ -9,6 +9,17 @@ use s3dlio_store_core::{ByteRange, ByteStream, Error, ErrorKind, ObjectStoreExt,
 use crate::manifest::{Compression, Manifest, PartEntry, ShardEntry};
 use crate::store::CheckpointStore;
 
+/// CRC32C of `data`; large buffers on a blocking thread, off the async workers.
+async fn crc_of(data: &Bytes) -> Result<u32> {
+    if data.len() < 4 << 20 {
+        return Ok(crc32c::crc32c(data));
+    }
+    let data = data.clone();
+    tokio::task::spawn_blocking(move || crc32c::crc32c(&data))
+        .await
+        .map_err(|e| Error::other(format!("checksum task failed: {e}")))
+}
+
 /// Names the shard and part an error is about.
 struct Where<'a> {
     step: u64,
@@ -72,6 +83,22 @@ impl CheckpointStore {
     /// The shard `name` of `rank`, verified, in one buffer.
     pub async fn load_shard(&self, m: &Manifest, rank: u32, name: &str) -> Result<Bytes> {
         let s = m.shard(rank, name)?;
+        if let [p] = s.parts.as_slice() {
+            // One part: the backend's whole-object read (one positional read, or its own
+            // concurrent ranged GETs) is already one buffer; no copy.
+            let at = Where {
+                step: m.step,
+                shard: s,
+            };
+            let data = self.fetch_part(&at, p, s.compression).await?;
+            if data.len() as u64 != s.raw_size || p.raw_crc32c != s.raw_crc32c {
+                return Err(Error::other(format!(
+                    "{}: its part is intact but the manifest's shard entry disagrees with it",
+                    at.shard()
+                )));
+            }
+            return Ok(data);
+        }
         let len = usize::try_from(s.raw_size).map_err(|_| {
             Error::invalid_input(format!("{} bytes do not fit in memory", s.raw_size))
         })?;
@@ -216,7 +243,7 @@ impl CheckpointStore {
                 .map_err(|e| at.wrap(p, e))?
         };
         at.check_len(p, p.size, data.len() as u64)?;
-        at.check_crc(p, p.crc32c, crc32c::crc32c(&data), "stored")?;
+        at.check_crc(p, p.crc32c, crc_of(&data).await?, "stored")?;
         if c == Compression::None {
             return Ok(data);
         }

@@ -249,6 +249,14 @@ async fn flipped_and_truncated_shards_are_detected_naming_the_shard() {
             ck.load_shard(&m, 0, "optim").await.unwrap(),
             data(1009, 1000)
         );
+        // A single-part shard is checked the same way.
+        let optim = m.shard(0, "optim").unwrap().parts[0].key.clone();
+        tamper(&mem, &format!("job/ckpt/{optim}"), |v| v[999] ^= 0x80).await;
+        let msg = ck.load_shard(&m, 0, "optim").await.unwrap_err().to_string();
+        assert!(
+            msg.contains("shard 'optim'") && msg.contains("CRC32C"),
+            "{msg}"
+        );
 
         tamper(&mem, &key, |v| v.truncate(v.len() / 2)).await;
         let msg = ck.load_shard(&m, 0, "model").await.unwrap_err().to_string();
