@@ -330,11 +330,14 @@ impl RankSaver {
         };
         let rel = layout::manifest(self.opts.step);
         let key = ck.key(&rel);
-        ck.store
+        let mut lost = false;
+        let committed = ck
+            .store
             .put(&key, to_json(&manifest), create_if_possible(&*ck.store))
             .await
             .map_err(|e| {
                 if e.kind() == ErrorKind::AlreadyExists {
+                    lost = true;
                     Error::new(
                         ErrorKind::AlreadyExists,
                         format!(
@@ -347,7 +350,14 @@ impl RankSaver {
                 } else {
                     e
                 }
-            })?;
+            });
+        if let Err(e) = committed {
+            if lost {
+                // Another save committed this step: this save's data can never be named.
+                let _ = ck.delete_prefix(&prefix).await;
+            }
+            return Err(e);
+        }
         ck.advance_pointer(self.opts.step, &rel).await?;
         Ok(manifest)
     }

@@ -276,11 +276,9 @@ impl CheckpointStore {
                 continue;
             };
             let Some(folder) = rel
-                .splitn(3, '/')
-                .take(2)
-                .collect::<Vec<_>>()
-                .get(1)
-                .map(|f| format!("data/{f}/"))
+                .strip_prefix("data/")
+                .and_then(|r| r.split_once('/'))
+                .map(|(f, _)| format!("data/{f}/"))
             else {
                 continue;
             };
@@ -329,7 +327,13 @@ impl CheckpointStore {
         let ck = self.named(name)?;
         let mut last_err = None;
         for _ in 0..8 {
-            let step = ck.latest_step().await?.map_or(0, |s| s + 1);
+            // After the newest committed version, even one whose pointer update is still
+            // under way.
+            let newest = ck
+                .latest_step()
+                .await?
+                .max(ck.list().await?.last().copied());
+            let step = newest.map_or(0, |s| s + 1);
             match ck
                 .save_step(SaveOptions::new(step), vec![("data".into(), data.clone())])
                 .await

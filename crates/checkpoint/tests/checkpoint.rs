@@ -364,6 +364,15 @@ async fn racing_writers_never_leave_latest_on_an_incomplete_or_older_checkpoint(
         ck.load_shard(&m, 0, "model").await.unwrap(),
         data(winners[0], 3000)
     );
+    // The losers removed their data: only the winner's folder is left for step 100.
+    let left = mem
+        .list_objects("job/ckpt/data/00000000000000000100-")
+        .await
+        .unwrap();
+    assert!(left
+        .iter()
+        .all(|o| o.key.starts_with(&format!("job/ckpt/{}", m.data_prefix))));
+    assert_eq!(left.len(), 4, "three parts and one marker: {left:?}");
 }
 
 #[tokio::test]
