@@ -1,7 +1,9 @@
 //! Loading: a shard into one buffer with concurrent ranged reads, or as a stream of verified
 //! parts; every byte is checked against the manifest's CRC32C before it is handed out.
 
-use bytes::Bytes;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use s3dlio_store_core::{ByteRange, ByteStream, Error, ErrorKind, ObjectStoreExt, Result};
@@ -79,6 +81,53 @@ impl Where<'_> {
     }
 }
 
+/// The reads of a shard, in order: (part, offset in the part, length). Uncompressed parts are
+/// cut into ranges of `range_size`; compressed parts are read whole.
+fn plan(s: &ShardEntry, range_size: u64) -> Vec<(usize, u64, usize)> {
+    let range = range_size.max(1);
+    let mut jobs = Vec::new();
+    for (i, p) in s.parts.iter().enumerate() {
+        if s.compression != Compression::None {
+            jobs.push((i, 0, p.raw_size as usize));
+            continue;
+        }
+        let mut off = 0;
+        while off < p.raw_size {
+            let n = range.min(p.raw_size - off);
+            jobs.push((i, off, n as usize));
+            off += n;
+        }
+    }
+    jobs
+}
+
+/// Check the CRC32Cs of a shard's reads, (part, offset, length, CRC) in order, against each
+/// part's and the whole shard's.
+fn check_sums(at: &Where<'_>, done: Vec<(usize, u64, u64, u32)>) -> Result<()> {
+    let s = at.shard;
+    let mut crcs = vec![0u32; s.parts.len()];
+    let mut lens = vec![0u64; s.parts.len()];
+    for (i, _, n, crc) in done {
+        crcs[i] = crc32c::crc32c_combine(crcs[i], crc, n as usize);
+        lens[i] += n;
+    }
+    let mut whole = 0u32;
+    for (i, p) in s.parts.iter().enumerate() {
+        at.check_len(p, p.raw_size, lens[i])?;
+        at.check_crc(p, p.raw_crc32c, crcs[i], "stored")?;
+        whole = crc32c::crc32c_combine(whole, crcs[i], p.raw_size as usize);
+    }
+    if whole != s.raw_crc32c {
+        return Err(Error::other(format!(
+            "{}: its parts are intact but together have CRC32C {whole:#010x}, the manifest \
+             says {:#010x}",
+            at.shard(),
+            s.raw_crc32c
+        )));
+    }
+    Ok(())
+}
+
 impl CheckpointStore {
     /// The shard `name` of `rank`, verified, in one buffer.
     pub async fn load_shard(&self, m: &Manifest, rank: u32, name: &str) -> Result<Bytes> {
@@ -102,9 +151,50 @@ impl CheckpointStore {
         let len = usize::try_from(s.raw_size).map_err(|_| {
             Error::invalid_input(format!("{} bytes do not fit in memory", s.raw_size))
         })?;
-        let mut buf = vec![0u8; len];
-        self.load_shard_into(m, rank, name, &mut buf).await?;
-        Ok(Bytes::from(buf))
+        // Several parts: one buffer cut into owned pieces, each filled (and checksummed) by
+        // a task of its own, so copies and CRCs run on every core; the pieces are contiguous
+        // and join back without a copy.
+        let shard = Arc::new(s.clone());
+        let mut rest = BytesMut::zeroed(len);
+        let mut pieces = Vec::new();
+        for (i, off, n) in plan(s, self.config.range_size) {
+            pieces.push((i, off, rest.split_to(n)));
+        }
+        let step = m.step;
+        let mut done: Vec<(usize, u64, u64, u32, BytesMut)> = stream::iter(pieces)
+            .map(|(i, off, mut piece)| {
+                let (ck, shard) = (self.clone(), Arc::clone(&shard));
+                tokio::spawn(async move {
+                    let at = Where {
+                        step,
+                        shard: &shard,
+                    };
+                    let p = &shard.parts[i];
+                    let crc = ck
+                        .read_job(&at, p, shard.compression, off, &mut piece)
+                        .await?;
+                    Ok::<_, Error>((i, off, piece.len() as u64, crc, piece))
+                })
+            })
+            .buffer_unordered(self.config.read_concurrency.max(1))
+            .map(|r| r.map_err(|e| Error::other(format!("read task failed: {e}")))?)
+            .try_collect()
+            .await?;
+        done.sort_unstable_by_key(|d| (d.0, d.1));
+        let mut buf = BytesMut::new();
+        let mut sums = Vec::with_capacity(done.len());
+        for (i, off, n, crc, piece) in done {
+            buf.unsplit(piece);
+            sums.push((i, off, n, crc));
+        }
+        check_sums(
+            &Where {
+                step: m.step,
+                shard: s,
+            },
+            sums,
+        )?;
+        Ok(buf.freeze())
     }
 
     /// Read the shard `name` of `rank` into `buf`, which must be exactly its size
@@ -131,25 +221,12 @@ impl CheckpointStore {
                 buf.len()
             )));
         }
-        // Each part's slice of the buffer, cut into jobs of at most range_size.
-        let range = self.config.range_size.max(1) as usize;
         let mut jobs = Vec::new();
         let mut rest = buf;
-        for (i, p) in s.parts.iter().enumerate() {
-            let (mut slot, tail) = rest.split_at_mut(p.raw_size as usize);
+        for (i, off, n) in plan(s, self.config.range_size) {
+            let (head, tail) = rest.split_at_mut(n);
+            jobs.push((i, off, head));
             rest = tail;
-            if s.compression != Compression::None {
-                jobs.push((i, 0u64, slot));
-                continue;
-            }
-            let mut off = 0u64;
-            while !slot.is_empty() {
-                let n = range.min(slot.len());
-                let (head, tail) = slot.split_at_mut(n);
-                jobs.push((i, off, head));
-                off += n as u64;
-                slot = tail;
-            }
         }
         let at = &at;
         // The futures are built first: a closure borrowing the slices inside the stream
@@ -157,44 +234,19 @@ impl CheckpointStore {
         let reads: Vec<_> = jobs
             .into_iter()
             .map(|(i, off, slot)| async move {
+                let n = slot.len() as u64;
                 let crc = self
                     .read_job(at, &s.parts[i], s.compression, off, slot)
                     .await?;
-                Ok::<_, Error>((i, off, crc))
+                Ok::<_, Error>((i, off, n, crc))
             })
             .collect();
-        let mut done: Vec<(usize, u64, u32)> = stream::iter(reads)
+        let mut done: Vec<(usize, u64, u64, u32)> = stream::iter(reads)
             .buffer_unordered(self.config.read_concurrency.max(1))
             .try_collect()
             .await?;
-        done.sort_unstable_by_key(|(i, off, _)| (*i, *off));
-        let mut crcs = vec![0u32; s.parts.len()];
-        let mut lens = vec![0u64; s.parts.len()];
-        for (i, off, crc) in done {
-            let p = &s.parts[i];
-            let len = if s.compression == Compression::None {
-                (p.raw_size - off).min(range as u64)
-            } else {
-                p.raw_size
-            };
-            crcs[i] = crc32c::crc32c_combine(crcs[i], crc, len as usize);
-            lens[i] += len;
-        }
-        let mut whole = 0u32;
-        for (i, p) in s.parts.iter().enumerate() {
-            at.check_len(p, p.raw_size, lens[i])?;
-            at.check_crc(p, p.raw_crc32c, crcs[i], "stored")?;
-            whole = crc32c::crc32c_combine(whole, crcs[i], p.raw_size as usize);
-        }
-        if whole != s.raw_crc32c {
-            return Err(Error::other(format!(
-                "{}: its parts are intact but together have CRC32C {whole:#010x}, the manifest \
-                 says {:#010x}",
-                at.shard(),
-                s.raw_crc32c
-            )));
-        }
-        Ok(())
+        done.sort_unstable_by_key(|d| (d.0, d.1));
+        check_sums(at, done)
     }
 
     /// Fill `slot` with the bytes of part `p` from `off` (a whole part, when compressed);

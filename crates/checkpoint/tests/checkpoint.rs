@@ -238,6 +238,12 @@ async fn flipped_and_truncated_shards_are_detected_naming_the_shard() {
         assert!(msg.contains("CRC32C"), "{msg}");
         assert!(!e.is_retryable());
         assert!(ck.verify(&m).await.is_err());
+        let mut buf = vec![0u8; 4321];
+        let e = ck
+            .load_shard_into(&m, 0, "model", &mut buf)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(&part), "{e}");
         let streamed: Result<Vec<Bytes>, _> = ck
             .load_shard_stream(&m, 0, "model")
             .unwrap()
