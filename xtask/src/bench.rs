@@ -11,7 +11,7 @@ use std::process::Command;
 use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
-const SUITES: &[&str] = &["file", "direct", "s3", "az", "datagen", "metrics"];
+const SUITES: &[&str] = &["file", "direct", "s3", "az", "loader", "datagen", "metrics"];
 
 pub struct Options {
     pub quick: bool,
@@ -88,6 +88,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "datagen" => failed.extend(crate::datagenbench::datagen_suite(&opts, &mut r, &mut j)?),
             "metrics" => crate::metricsbench::metrics_suite(&opts, &mut r, &mut j)?,
             "direct" => crate::directbench::direct_suite(&opts, &mut r, &mut j)?,
+            "loader" => failed.extend(crate::loaderbench::loader_suite(&opts, &mut r, &mut j)?),
             _ => unreachable!("suites are validated above"),
         }
         report += &r;
