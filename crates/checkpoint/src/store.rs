@@ -31,6 +31,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Versions a named checkpoint keeps.
     pub named_keep: usize,
+    /// zstd level for named checkpoints' data (`None`: stored as given).
+    pub named_zstd: Option<i32>,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             range_size: 16 << 20,
             poll_interval: Duration::from_millis(200),
             named_keep: 2,
+            named_zstd: None,
         }
     }
 }
@@ -334,8 +337,12 @@ impl CheckpointStore {
                 .await?
                 .max(ck.list().await?.last().copied());
             let step = newest.map_or(0, |s| s + 1);
+            let mut opts = SaveOptions::new(step);
+            if let Some(level) = self.config.named_zstd {
+                opts = opts.zstd(level);
+            }
             match ck
-                .save_step(SaveOptions::new(step), vec![("data".into(), data.clone())])
+                .save_step(opts, vec![("data".into(), data.clone())])
                 .await
             {
                 Ok(m) => {

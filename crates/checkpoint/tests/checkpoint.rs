@@ -22,6 +22,7 @@ fn small() -> Config {
         range_size: 300,
         poll_interval: Duration::from_millis(5),
         named_keep: 2,
+        named_zstd: None,
     }
 }
 
@@ -530,4 +531,23 @@ async fn in_process_ranks_publish_once_all_are_done_and_each_loads_its_own() {
         let got = ck.load_rank(&m, rank).await.unwrap();
         assert_eq!(got, [("model".to_string(), data(rank.into(), 2222))]);
     }
+}
+
+#[tokio::test]
+async fn named_checkpoints_can_be_stored_compressed() {
+    let ck = CheckpointStore::new(MemoryStore::new(), "z").with_config(Config {
+        named_zstd: Some(3),
+        ..small()
+    });
+    let data = Bytes::from(vec![5u8; 50_000]);
+    let m = ck.save("state", data.clone()).await.unwrap();
+    let shard = &m.shards[0];
+    assert_eq!(shard.compression, Compression::Zstd);
+    assert!(
+        shard.size < shard.raw_size / 10,
+        "{} of {}",
+        shard.size,
+        shard.raw_size
+    );
+    assert_eq!(ck.load("state").await.unwrap(), data);
 }

@@ -9,8 +9,10 @@
 //! * [`buffer`]: `BytesView`, object bytes shared with Python through the buffer protocol.
 //! * [`objects`]: the object API (get, put, list, stat, upload, ...).
 //! * [`writer`]: streaming writers with optional compression (`create_*_writer`).
+//! * [`checkpoint`]: `PyCheckpointStore`, named and step checkpoints.
 
 mod buffer;
+mod checkpoint;
 mod errors;
 mod objects;
 mod runtime;
@@ -25,5 +27,6 @@ fn _s3dlio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<buffer::BytesView>()?;
     objects::register(m)?;
     writer::register(m)?;
+    checkpoint::register(m)?;
     Ok(())
 }

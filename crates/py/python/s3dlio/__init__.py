@@ -13,6 +13,7 @@ from ._s3dlio import (  # noqa: F401  (re-exported API)
     AlreadyExistsError,
     BytesView,
     InterruptedError,
+    PyCheckpointStore,
     PyObjectWriter,
     PyWriterOptions,
     NotSupportedError,
