@@ -10,10 +10,12 @@
 //! * [`objects`]: the object API (get, put, list, stat, upload, ...).
 //! * [`writer`]: streaming writers with optional compression (`create_*_writer`).
 //! * [`checkpoint`]: `PyCheckpointStore`, named and step checkpoints.
+//! * [`loader`]: `create_dataset` and `create_async_loader` (batches for `for`/`async for`).
 
 mod buffer;
 mod checkpoint;
 mod errors;
+mod loader;
 mod objects;
 mod runtime;
 mod writer;
@@ -28,5 +30,6 @@ fn _s3dlio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     objects::register(m)?;
     writer::register(m)?;
     checkpoint::register(m)?;
+    loader::register(m)?;
     Ok(())
 }
