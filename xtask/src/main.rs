@@ -81,6 +81,40 @@ commands:
                                 in a fresh bucket
 ";
 
+/// A command line as logged: the program, its arguments and the environment it sets, with
+/// the values of secret-looking variables (keys, secrets, tokens, passwords, connection
+/// strings) replaced, so logs of test runs never carry credentials.
+pub fn shown(cmd: &Command) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in cmd.get_envs() {
+        let k = k.to_string_lossy();
+        let Some(v) = v else {
+            parts.push(format!("-u {k}"));
+            continue;
+        };
+        let upper = k.to_ascii_uppercase();
+        let secret = [
+            "KEY",
+            "SECRET",
+            "TOKEN",
+            "PASSWORD",
+            "CONNECTION_STRING",
+            "SAS",
+        ]
+        .iter()
+        .any(|s| upper.contains(s))
+            && !upper.ends_with("KEY_ID");
+        if secret {
+            parts.push(format!("{k}=<redacted>"));
+        } else {
+            parts.push(format!("{k}={:?}", v.to_string_lossy()));
+        }
+    }
+    parts.push(format!("{:?}", cmd.get_program().to_string_lossy()));
+    parts.extend(cmd.get_args().map(|a| format!("{:?}", a.to_string_lossy())));
+    parts.join(" ")
+}
+
 /// The workspace root (the parent of this crate's directory).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -92,7 +126,7 @@ pub fn root() -> PathBuf {
 /// Run a command in the workspace root, failing with its command line if it fails. A signal
 /// caught while it runs (see `servers::catch_signals`) is passed on to it.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
-    let line = format!("{cmd:?}");
+    let line = shown(cmd);
     eprintln!("xtask: running {line}");
     let mut child = cmd
         .current_dir(root())
@@ -206,4 +240,35 @@ fn serve(args: &[String]) -> Result<(), String> {
     servers.wait_for_signal()?;
     eprintln!("xtask: stopping the servers");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_command_lines_hide_secrets() {
+        let mut c = std::process::Command::new("prog");
+        c.arg("--flag")
+            .env("S3DLIO_TEST_S3_SECRET_KEY", "hunter2")
+            .env("AWS_ACCESS_KEY_ID", "AKIAVISIBLE")
+            .env("AZURE_STORAGE_CONNECTION_STRING", "AccountKey=abc")
+            .env("S3DLIO_TEST_AZURITE", "http://127.0.0.1:1/x")
+            .env_remove("AWS_CA_BUNDLE");
+        let line = super::shown(&c);
+        assert!(
+            !line.contains("hunter2") && !line.contains("AccountKey"),
+            "{line}"
+        );
+        assert!(
+            line.contains("S3DLIO_TEST_S3_SECRET_KEY=<redacted>"),
+            "{line}"
+        );
+        assert!(
+            line.contains("AKIAVISIBLE") && line.contains("http://127.0.0.1:1/x"),
+            "{line}"
+        );
+        assert!(
+            line.contains("-u AWS_CA_BUNDLE") && line.contains("\"prog\" \"--flag\""),
+            "{line}"
+        );
+    }
 }

@@ -340,7 +340,7 @@ impl Servers {
         };
         let child = cmd
             .spawn()
-            .map_err(|e| format!("starting {name} ({cmd:?}): {e}"))?;
+            .map_err(|e| format!("starting {name} ({}): {e}", crate::shown(cmd)))?;
         self.children.push(Server { name, child, log });
         Ok(())
     }
