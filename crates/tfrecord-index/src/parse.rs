@@ -161,7 +161,11 @@ impl Indexer {
                         if total > rest.len() as u64 {
                             // Runs past this chunk: go on byte by byte.
                             i += HEADER_LEN;
-                            self.state = State::Body { len, left: len, crc: 0 };
+                            self.state = State::Body {
+                                len,
+                                left: len,
+                                crc: 0,
+                            };
                             break;
                         }
                         let total = total as usize;
@@ -198,7 +202,11 @@ impl Indexer {
                         if len.checked_add(RECORD_OVERHEAD).is_none() {
                             return Err(too_long(self.start, self.records, len));
                         }
-                        self.state = State::Body { len, left: len, crc: 0 };
+                        self.state = State::Body {
+                            len,
+                            left: len,
+                            crc: 0,
+                        };
                     }
                 }
                 State::Body { len, left, crc } => {
@@ -217,7 +225,12 @@ impl Indexer {
                         };
                     }
                 }
-                State::Footer { len, crc, buf, have } => {
+                State::Footer {
+                    len,
+                    crc,
+                    buf,
+                    have,
+                } => {
                     let n = (FOOTER_LEN - *have).min(chunk.len() - i);
                     buf[*have..*have + n].copy_from_slice(&chunk[i..i + n]);
                     *have += n;
@@ -225,12 +238,7 @@ impl Indexer {
                     if *have == FOOTER_LEN {
                         let (len, crc, want) = (*len, *crc, u32::from_le_bytes(*buf));
                         if verify && mask(crc) != want {
-                            return Err(data_crc_error(
-                                self.start,
-                                self.records,
-                                mask(crc),
-                                want,
-                            ));
+                            return Err(data_crc_error(self.start, self.records, mask(crc), want));
                         }
                         self.complete(len);
                         self.state = EMPTY_HEADER;

@@ -55,7 +55,8 @@ pub fn index_file(path: impl AsRef<Path>, opts: IndexOptions) -> Result<Vec<Inde
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::io(&shown, e)),
         };
-        ix.feed(&buf[..n]).map_err(|e| Error::from(e).within(&shown))?;
+        ix.feed(&buf[..n])
+            .map_err(|e| Error::from(e).within(&shown))?;
         let skip = ix.skippable().min(size.saturating_sub(ix.position()));
         if skip >= MIN_SEEK {
             ix.skip(skip);

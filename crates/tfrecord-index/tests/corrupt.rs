@@ -66,7 +66,11 @@ fn outcome(data: &[u8], opts: IndexOptions) -> Result<Vec<IndexEntry>, FormatErr
         // Details may name the file; kind, offset and record must match.
         match (r, &first) {
             (Ok(a), Ok(b)) => assert_eq!(a, b),
-            (Err(a), Err(b)) => assert_eq!((a.kind, a.offset, a.record), (b.kind, b.offset, b.record), "{a} / {b}"),
+            (Err(a), Err(b)) => assert_eq!(
+                (a.kind, a.offset, a.record),
+                (b.kind, b.offset, b.record),
+                "{a} / {b}"
+            ),
             _ => panic!("paths disagree: {r:?} / {first:?}"),
         }
     }
@@ -182,7 +186,12 @@ fn garbage_input_fails_at_offset_zero() {
         let (mut f, _) = valid();
         let at = f.len() as u64;
         f.extend_from_slice(&text);
-        assert_err(&err(&f, opts), FormatErrorKind::LengthCrc, at, SIZES.len() as u64);
+        assert_err(
+            &err(&f, opts),
+            FormatErrorKind::LengthCrc,
+            at,
+            SIZES.len() as u64,
+        );
     }
     // Bytes shorter than a header are a truncated record.
     assert_err(&err(b"abc", NO_VERIFY), FormatErrorKind::Truncated, 0, 0);
@@ -247,15 +256,15 @@ async fn fetched_records_are_checked_against_their_crcs_and_the_index() {
     let good = ix.finish().unwrap();
     f[o[1] as usize + 12 + 5] ^= 2;
     let store = std::sync::Arc::new(MemoryStore::new());
-    store
-        .put_bytes("d.tfrecord", Bytes::from(f))
-        .await
-        .unwrap();
+    store.put_bytes("d.tfrecord", Bytes::from(f)).await.unwrap();
     let r = RecordReader::new(store.clone(), "d.tfrecord", good.clone());
     assert_eq!(r.record(0).await.unwrap().len(), 10);
     let e = r.records(&[0, 1, 2]).await.unwrap_err();
     let fe = e.format().expect("a format error");
-    assert_eq!((fe.kind, fe.offset, fe.record), (FormatErrorKind::DataCrc, o[1], 1));
+    assert_eq!(
+        (fe.kind, fe.offset, fe.record),
+        (FormatErrorKind::DataCrc, o[1], 1)
+    );
     // CRC checks off: the damaged data comes back.
     let r2 = r.clone().with_options(s3dlio_tfrecord_index::FetchOptions {
         verify: false,
@@ -275,5 +284,10 @@ async fn fetched_records_are_checked_against_their_crcs_and_the_index() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("truncated") || e.contains("range"), "{e}");
-    assert!(r.record(99).await.unwrap_err().to_string().contains("record 99"));
+    assert!(r
+        .record(99)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("record 99"));
 }

@@ -2,12 +2,12 @@
 //! made, byte for byte; and our writer against its writer. `cargo xtask test` sets
 //! S3DLIO_TEST_PYTHON to a venv that has the package, and then these checks are required.
 
-use std::path::Path;
 use s3dlio_store_core::Registry;
 use s3dlio_tfrecord_index::{
-    index_file, index_stream, index_uri, read_index_file, write_index, IndexOptions,
-    RecordReader, TfRecordWriter,
+    index_file, index_stream, index_uri, read_index_file, write_index, IndexOptions, RecordReader,
+    TfRecordWriter,
 };
+use std::path::Path;
 
 /// Run `script` with the test Python if it has `tfrecord`; `None` (a note) without it,
 /// unless S3DLIO_TEST_PYTHON is set, when its absence fails the test.
@@ -108,10 +108,13 @@ async fn index_is_byte_identical_to_tfrecord2idx() {
     for name in ["py.tfrecord", "ex.tfrecord", "empty.tfrecord"] {
         let file = t.path().join(name);
         let theirs = std::fs::read(t.path().join(format!("{name}.pyidx"))).unwrap();
-        for opts in [IndexOptions::default(), IndexOptions {
-            verify_data: true,
-            allow_empty: true,
-        }] {
+        for opts in [
+            IndexOptions::default(),
+            IndexOptions {
+                verify_data: true,
+                allow_empty: true,
+            },
+        ] {
             assert_eq!(our_index_text(&file, opts), theirs, "{name} {opts:?}");
         }
         // The same through the file:// store's streaming GET, in small chunks.
@@ -134,7 +137,9 @@ async fn index_is_byte_identical_to_tfrecord2idx() {
             streamed
         );
     }
-    let data_len = std::fs::metadata(t.path().join("py.tfrecord")).unwrap().len();
+    let data_len = std::fs::metadata(t.path().join("py.tfrecord"))
+        .unwrap()
+        .len();
     assert_eq!(
         data_len,
         SIZES.iter().map(|&s| s as u64 + 16).sum::<u64>(),

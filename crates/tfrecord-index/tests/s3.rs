@@ -19,7 +19,11 @@ use s3dlio_tfrecord_index::{
 fn dataset() -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut records = Vec::new();
     for i in 0..200usize {
-        let n = if i == 100 { 17 << 20 } else { (i * 997) % 20_000 };
+        let n = if i == 100 {
+            17 << 20
+        } else {
+            (i * 997) % 20_000
+        };
         records.push((0..n).map(|j| (j ^ i) as u8).collect::<Vec<u8>>());
     }
     let mut w = TfRecordWriter::new(Vec::new());
