@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
-const SUITES: &[&str] = &["file", "s3", "datagen", "metrics"];
+const SUITES: &[&str] = &["file", "s3", "datagen", "metrics", "tfrecord"];
 
 pub struct Options {
     pub quick: bool,
@@ -85,6 +85,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "s3" => failed.extend(crate::s3bench::s3_suite(&opts, &mut r, &mut j)?),
             "datagen" => failed.extend(crate::datagenbench::datagen_suite(&opts, &mut r, &mut j)?),
             "metrics" => crate::metricsbench::metrics_suite(&opts, &mut r, &mut j)?,
+            "tfrecord" => {
+                failed.extend(crate::tfrecordbench::tfrecord_suite(&opts, &mut r, &mut j)?)
+            }
             _ => unreachable!("suites are validated above"),
         }
         report += &r;

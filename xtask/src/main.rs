@@ -6,7 +6,7 @@
 //! - `cargo xtask servers` — start those servers for a developer's shell, until Ctrl-C.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
 //!   benchmarks against peers measured in the same run (`file`, `s3`, `datagen`), and the
-//!   cost of the metrics and op-log layers (`metrics`); see
+//!   cost of the metrics and op-log layers (`metrics`), TFRecord indexing (`tfrecord`); see
 //!   `docs/PERFORMANCE.md`.
 //!
 //! A plain binary with few dependencies (only `libc`, for child-process CPU accounting and
@@ -18,6 +18,7 @@ mod measure;
 mod metricsbench;
 mod s3bench;
 mod servers;
+mod tfrecordbench;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ commands:
   servers                       start the S3 test servers, print their variables as
                                 `export` lines, and keep them up until Ctrl-C
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
-                                datagen, metrics, all; none given: all)
+                                datagen, metrics, tfrecord, all; none given: all)
         --quick                 small data and dev builds, for CI smoke runs (numbers are
                                 not judged)
         --runs N                repetitions per contender (default 3, --quick 1; the median

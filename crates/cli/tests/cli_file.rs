@@ -5,6 +5,7 @@ mod common;
 use std::collections::HashSet;
 use std::path::Path;
 
+use common::python::python_with;
 use common::*;
 
 fn uri(p: &Path) -> String {
@@ -402,6 +403,23 @@ fn put_writes_distinct_reproducible_objects() {
     assert!(c.join("f1-2").is_file());
 }
 
+/// `put` of `n` objects of `size` in `format` named by `template` into directory `d`.
+fn put_files(d: &Path, n: u32, size: &str, format: &str, template: &str) {
+    run(&[
+        "put",
+        &format!("{}/", uri(d)),
+        "-n",
+        &n.to_string(),
+        "-s",
+        size,
+        "-o",
+        format,
+        "-t",
+        template,
+    ])
+    .ok();
+}
+
 fn read_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes(b[..4].try_into().unwrap())
 }
@@ -428,19 +446,7 @@ fn masked_crc32c(data: &[u8]) -> u32 {
 fn tfrecord_output_has_correct_masked_crcs() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("tf");
-    run(&[
-        "put",
-        &format!("{}/", uri(&d)),
-        "-n",
-        "2",
-        "-s",
-        "200000",
-        "-o",
-        "tfrecord",
-        "-t",
-        "r{}.tfrecord",
-    ])
-    .ok();
+    put_files(&d, 2, "200000", "tfrecord", "r{}.tfrecord");
     for i in 0..2 {
         let data = std::fs::read(d.join(format!("r{i}.tfrecord"))).unwrap();
         let (mut pos, mut payload, mut records) = (0usize, 0usize, 0);
@@ -485,37 +491,6 @@ print(lengths)
     if let Some(out) = python_with(&["tfrecord", "crc32c"], &script) {
         assert_eq!(out.trim(), "[65536, 65536, 65536, 3392]");
     }
-}
-
-/// Run `script` with the test Python if it has `modules`, returning its stdout. Under
-/// `cargo xtask test` (`S3DLIO_TEST_PYTHON` set) the tools venv must have them; run by hand
-/// without it, a Python lacking them skips the check with a note.
-fn python_with(modules: &[&str], script: &str) -> Option<String> {
-    let required = std::env::var("S3DLIO_TEST_PYTHON").ok();
-    let py = required.clone().unwrap_or_else(|| "python3".into());
-    let import = format!("import {}", modules.join(", "));
-    let has = std::process::Command::new(&py)
-        .args(["-c", &import])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            required.is_none(),
-            "{py} lacks {modules:?}: `cargo xtask test` installs them into its venv"
-        );
-        eprintln!("note: {py} lacks {modules:?}; checked in Rust only");
-        return None;
-    }
-    let o = std::process::Command::new(&py)
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{py} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Some(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 #[test]
@@ -664,19 +639,7 @@ fn progress_renders_under_a_pseudo_terminal() {
 fn tfrecord_index_and_verify_local_files() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("tf");
-    run(&[
-        "put",
-        &format!("{}/", uri(&d)),
-        "-n",
-        "1",
-        "-s",
-        "300000",
-        "-o",
-        "tfrecord",
-        "-t",
-        "d.tfrecord",
-    ])
-    .ok();
+    put_files(&d, 1, "300000", "tfrecord", "d.tfrecord");
     let f = d.join("d.tfrecord");
     let idx = d.join("d.tfrecord.idx");
     // 64 KiB records: four whole, one of the rest.

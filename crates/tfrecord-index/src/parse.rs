@@ -217,12 +217,7 @@ impl Indexer {
                     *left -= n as u64;
                     i += n;
                     if *left == 0 {
-                        self.state = State::Footer {
-                            len: *len,
-                            crc: *crc,
-                            buf: [0; FOOTER_LEN],
-                            have: 0,
-                        };
+                        self.state = footer(*len, *crc);
                     }
                 }
                 State::Footer {
@@ -269,12 +264,7 @@ impl Indexer {
             *left -= n;
             self.pos += n;
             if *left == 0 {
-                self.state = State::Footer {
-                    len: *len,
-                    crc: *crc,
-                    buf: [0; FOOTER_LEN],
-                    have: 0,
-                };
+                self.state = footer(*len, *crc);
             }
         }
     }
@@ -316,6 +306,16 @@ impl Indexer {
                 "the input ends {have} bytes into the 4-byte data CRC after {len} bytes of data"
             ))),
         }
+    }
+}
+
+/// The state after `len` bytes of data whose running CRC32C is `crc`.
+fn footer(len: u64, crc: u32) -> State {
+    State::Footer {
+        len,
+        crc,
+        buf: [0; FOOTER_LEN],
+        have: 0,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The parser over the places TFRecord files live: local files, readers, byte streams and
 //! objects in any store.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::Path;
 
 use futures::StreamExt;
@@ -15,8 +15,8 @@ use crate::parse::{IndexOptions, Indexer};
 const BUF: usize = 1 << 20;
 /// Read size once records are large and bodies are skipped: enough for a header.
 const SMALL_READ: usize = 4096;
-/// Skip by seeking only when at least this much can be skipped; less is cheaper to read.
-const MIN_SEEK: u64 = 64 << 10;
+/// Records this large on average are read a header at a time.
+const LARGE_RECORD: u64 = 32 << 10;
 
 /// Index any reader, reading it to the end in 1 MiB reads.
 pub fn index_reader<R: Read>(mut r: R, opts: IndexOptions) -> Result<Vec<IndexEntry>> {
@@ -34,22 +34,27 @@ pub fn index_reader<R: Read>(mut r: R, opts: IndexOptions) -> Result<Vec<IndexEn
     Ok(ix.finish()?)
 }
 
-/// Index a local file. Without data verification, record bodies are not read: the reader
-/// seeks over them (as `tfrecord2idx` does) once they are large, and reads through them
-/// when they are small; with verification every byte is read once, in 1 MiB reads.
+/// Index a local file. Without data verification, record bodies are not read: reads are
+/// positional, skipping every body's remainder, and once records are large (32 KiB and up
+/// on average) each read is 4 KiB, little more than a header; small records are parsed in
+/// place from 1 MiB reads. With verification every byte is read once, in 1 MiB reads.
 pub fn index_file(path: impl AsRef<Path>, opts: IndexOptions) -> Result<Vec<IndexEntry>> {
     let path = path.as_ref();
     let shown = path.display().to_string();
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(&shown, e))?;
-    let size = f.metadata().map_err(|e| Error::io(&shown, e))?.len();
+    let f = std::fs::File::open(path).map_err(|e| Error::io(&shown, e))?;
     if opts.verify_data {
-        return index_reader(f, opts).map_err(|e| e.within(&shown));
+        return index_reader(f, opts).map_err(|e| match e {
+            Error::Io(_, io) => Error::io(&shown, io),
+            other => other.within(&shown),
+        });
     }
+    let size = f.metadata().map_err(|e| Error::io(&shown, e))?.len();
     let mut ix = Indexer::with_options(opts);
     let mut buf = vec![0u8; BUF];
     let mut want = BUF;
     loop {
-        let n = match f.read(&mut buf[..want]) {
+        let pos = ix.position();
+        let n = match read_at(&f, &mut buf[..want], pos) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -57,21 +62,27 @@ pub fn index_file(path: impl AsRef<Path>, opts: IndexOptions) -> Result<Vec<Inde
         };
         ix.feed(&buf[..n])
             .map_err(|e| Error::from(e).within(&shown))?;
+        // Never past the end: a record cut short stays unfinished and is reported.
         let skip = ix.skippable().min(size.saturating_sub(ix.position()));
-        if skip >= MIN_SEEK {
-            ix.skip(skip);
-            f.seek(SeekFrom::Start(ix.position()))
-                .map_err(|e| Error::io(&shown, e))?;
-        }
-        // Large records: read little more than a header; small ones: read many at once.
+        ix.skip(skip);
         let avg = ix.position() / ix.records().max(1);
-        want = if ix.records() > 0 && avg >= 4 * MIN_SEEK {
+        want = if ix.records() > 0 && avg >= LARGE_RECORD {
             SMALL_READ
         } else {
             BUF
         };
     }
     ix.finish().map_err(|e| Error::from(e).within(&shown))
+}
+
+#[cfg(unix)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, pos)
+}
+
+#[cfg(windows)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(f, buf, pos)
 }
 
 /// Index a byte stream (the body of a GET, say), chunk by chunk as it arrives.

@@ -3,39 +3,20 @@
 //! S3DLIO_TEST_PYTHON to a venv that has the package, and then these checks are required.
 
 use s3dlio_store_core::Registry;
+
+#[path = "../../cli/tests/common/python.rs"]
+mod python;
+use python::python_with;
 use s3dlio_tfrecord_index::{
     index_file, index_stream, index_uri, read_index_file, write_index, IndexOptions, RecordReader,
     TfRecordWriter,
 };
 use std::path::Path;
 
-/// Run `script` with the test Python if it has `tfrecord`; `None` (a note) without it,
-/// unless S3DLIO_TEST_PYTHON is set, when its absence fails the test.
+/// Run `script` with the test Python if it has the `tfrecord` package (required under
+/// `cargo xtask test`); `None` without it.
 fn python(script: &str) -> Option<()> {
-    let required = std::env::var("S3DLIO_TEST_PYTHON").ok();
-    let py = required.clone().unwrap_or_else(|| "python3".into());
-    let has = std::process::Command::new(&py)
-        .args(["-c", "import tfrecord.writer, tfrecord.tools.tfrecord2idx"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            required.is_none(),
-            "{py} lacks the tfrecord package: `cargo xtask test` installs it into its venv"
-        );
-        eprintln!("note: {py} lacks the tfrecord package; interop not checked");
-        return None;
-    }
-    let o = std::process::Command::new(&py)
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{py} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Some(())
+    python_with(&["tfrecord.writer", "tfrecord.tools.tfrecord2idx"], script).map(drop)
 }
 
 /// Raw records (the package's writer frames what its serializer returns; ours returns the

@@ -1,8 +1,6 @@
 //! `tfrecord index URI [--out PATH] [--verify]` and `tfrecord verify URI`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use s3dlio_store_core::{ObjectStoreExt, ObjectUri};
 use s3dlio_tfrecord_index::{
@@ -72,7 +70,6 @@ async fn index(ctx: &Ctx, uri: &ObjectUri, opts: IndexOptions) -> CliResult<Vec<
 async fn write_out(ctx: &Ctx, dest: &str, text: Vec<u8>) -> CliResult<String> {
     let d = ctx.location(dest)?;
     if let Some(p) = d.local_path() {
-        let p = PathBuf::from(p);
         std::fs::write(&p, &text).map_err(|e| CliError(format!("{}: {e}", p.display())))?;
         return Ok(p.display().to_string());
     }
