@@ -1,6 +1,7 @@
 //! `tfrecord index URI [--out PATH] [--verify]` and `tfrecord verify URI`.
 
 use std::io::Write as _;
+
 use bytes::Bytes;
 use s3dlio_store_core::{ObjectStoreExt, ObjectUri};
 use s3dlio_tfrecord_index::{
