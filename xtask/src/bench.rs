@@ -11,7 +11,9 @@ use std::process::Command;
 use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
-const SUITES: &[&str] = &["file", "direct", "s3", "az", "loader", "datagen", "metrics"];
+const SUITES: &[&str] = &[
+    "file", "direct", "s3", "az", "loader", "datagen", "metrics", "tfrecord",
+];
 
 pub struct Options {
     pub quick: bool,
@@ -89,6 +91,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "metrics" => crate::metricsbench::metrics_suite(&opts, &mut r, &mut j)?,
             "direct" => crate::directbench::direct_suite(&opts, &mut r, &mut j)?,
             "loader" => failed.extend(crate::loaderbench::loader_suite(&opts, &mut r, &mut j)?),
+            "tfrecord" => {
+                failed.extend(crate::tfrecordbench::tfrecord_suite(&opts, &mut r, &mut j)?)
+            }
             _ => unreachable!("suites are validated above"),
         }
         report += &r;

@@ -10,8 +10,8 @@
 //!   until Ctrl-C.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
 //!   benchmarks against peers measured in the same run (`file`, `direct` against fio, `s3`,
-//!   `az`, `loader`, `datagen`), and the cost of the metrics and op-log layers (`metrics`);
-//!   see `docs/PERFORMANCE.md`.
+//!   `az`, `loader`, `datagen`, `tfrecord`), and the cost of the metrics and op-log layers
+//!   (`metrics`); see `docs/PERFORMANCE.md`.
 //!
 //! A plain binary with few dependencies (only `libc`, for child-process CPU accounting and
 //! process control), so it builds in seconds.
@@ -26,6 +26,7 @@ mod metricsbench;
 mod python;
 mod s3bench;
 mod servers;
+mod tfrecordbench;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -68,8 +69,8 @@ commands:
   servers                       start the test servers, print their variables as
                                 `export` lines, and keep them up until Ctrl-C
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
-                                direct, az, loader, datagen, metrics, all; none given:
-                                all)
+                                direct, az, loader, datagen, metrics, tfrecord, all;
+                                none given: all)
         --quick                 small data and dev builds, for CI smoke runs (numbers are
                                 not judged)
         --runs N                repetitions per contender (default 3, --quick 1; the median

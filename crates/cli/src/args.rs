@@ -85,6 +85,39 @@ pub enum Command {
     /// Read op-logs written with --op-log (or by warp).
     #[command(subcommand)]
     Oplog(OplogCommand),
+    /// TFRecord files: make their DALI index, check their CRCs.
+    #[command(subcommand)]
+    Tfrecord(TfrecordCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TfrecordCommand {
+    /// Write the DALI index (`offset size` per record) of a TFRecord file or object,
+    /// byte-identical to tfrecord2idx's.
+    Index(TfrecordIndexArgs),
+    /// Check every record's framing and both CRCs; fails naming the offset of the first
+    /// bad record.
+    Verify(TfrecordVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TfrecordIndexArgs {
+    /// The TFRecord file: a local path, file://, s3://bucket/key, ...
+    pub uri: String,
+    /// Where the index goes: a local path, an object URI, or - for stdout. Default:
+    /// `<file>.idx` beside a local file, stdout for an object.
+    #[arg(short, long, value_name = "PATH")]
+    pub out: Option<String>,
+    /// Check every record's data CRC too (reads every byte; the length CRCs are always
+    /// checked).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TfrecordVerifyArgs {
+    /// The TFRecord file: a local path, file://, s3://bucket/key, ...
+    pub uri: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -183,13 +183,8 @@ impl Payload {
     }
 }
 
-fn masked_crc(data: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(data);
-    (crc.rotate_right(15)).wrapping_add(0xa282_ead8)
-}
-
 /// Bytes of TFRecord framing around each record.
-pub const TFRECORD_OVERHEAD: u64 = 16;
+pub const TFRECORD_OVERHEAD: u64 = s3dlio_tfrecord_index::RECORD_OVERHEAD;
 const NPZ_ENTRY: &str = "data.npy";
 /// Largest payload an `.npz` can hold here (no zip64: sizes and offsets must fit in 32 bits).
 pub const NPZ_MAX_PAYLOAD: u64 = u32::MAX as u64 - 4096;
@@ -384,15 +379,12 @@ impl ObjectGen {
         let mut done = 0;
         while done < n {
             let len = (n - done).min(BLOCK_SIZE);
-            let len_bytes = (len as u64).to_le_bytes();
-            out.put_slice(&len_bytes);
-            out.put_u32_le(masked_crc(&len_bytes));
             let start = out.len();
-            out.put_bytes(0, len);
+            out.put_bytes(0, len + TFRECORD_OVERHEAD as usize);
+            let data = start + s3dlio_tfrecord_index::HEADER_LEN;
             self.payload
-                .fill(self.pos + done as u64, &mut out[start..start + len]);
-            let crc = masked_crc(&out[start..start + len]);
-            out.put_u32_le(crc);
+                .fill(self.pos + done as u64, &mut out[data..data + len]);
+            s3dlio_tfrecord_index::frame_in_place(&mut out[start..]);
             done += len;
         }
         out.freeze()
@@ -408,11 +400,6 @@ impl ObjectGen {
         }
         Ok(out.freeze())
     }
-}
-
-/// The masked CRC32C TFRecord uses, for readers and tests.
-pub fn tfrecord_masked_crc(data: &[u8]) -> u32 {
-    masked_crc(data)
 }
 
 #[cfg(test)]
@@ -482,26 +469,13 @@ mod tests {
             Payload::new(spec(1, 1), 0, 150_000),
             1 << 20,
         );
-        let mut pos = 0;
-        let mut payload = 0;
-        while pos < data.len() {
-            let len = u64::from_le_bytes(data[pos..pos + 8].try_into().unwrap()) as usize;
-            let lcrc = u32::from_le_bytes(data[pos + 8..pos + 12].try_into().unwrap());
-            assert_eq!(lcrc, masked_crc(&data[pos..pos + 8]));
-            let body = &data[pos + 12..pos + 12 + len];
-            let dcrc = u32::from_le_bytes(data[pos + 12 + len..pos + 16 + len].try_into().unwrap());
-            assert_eq!(dcrc, masked_crc(body));
-            pos += 16 + len;
-            payload += len;
-        }
+        // Every CRC checks out with the TFRecord crate's own parser.
+        let mut ix = s3dlio_tfrecord_index::Indexer::new(true);
+        ix.feed(&data).unwrap();
+        let entries = ix.finish().unwrap();
+        let payload: u64 = entries.iter().map(|e| e.data_len()).sum();
         assert_eq!(payload, 150_000);
-    }
-
-    #[test]
-    fn masked_crc_known_value() {
-        // CRC32C("123456789") = 0xe3069283 (the standard check value), masked by hand:
-        // ((crc >> 15) | (crc << 17)) + 0xa282ead8.
-        assert_eq!(masked_crc(b"123456789"), 0xc78a_b0e5);
+        assert_eq!(entries.len(), 3); // 64 KiB records
     }
 
     #[test]

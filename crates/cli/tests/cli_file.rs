@@ -5,6 +5,7 @@ mod common;
 use std::collections::HashSet;
 use std::path::Path;
 
+use common::python::python_with;
 use common::*;
 
 fn uri(p: &Path) -> String {
@@ -403,6 +404,23 @@ fn put_writes_distinct_reproducible_objects() {
     assert!(c.join("f1-2").is_file());
 }
 
+/// `put` of `n` objects of `size` in `format` named by `template` into directory `d`.
+fn put_files(d: &Path, n: u32, size: &str, format: &str, template: &str) {
+    run(&[
+        "put",
+        &format!("{}/", uri(d)),
+        "-n",
+        &n.to_string(),
+        "-s",
+        size,
+        "-o",
+        format,
+        "-t",
+        template,
+    ])
+    .ok();
+}
+
 fn read_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes(b[..4].try_into().unwrap())
 }
@@ -429,19 +447,7 @@ fn masked_crc32c(data: &[u8]) -> u32 {
 fn tfrecord_output_has_correct_masked_crcs() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("tf");
-    run(&[
-        "put",
-        &format!("{}/", uri(&d)),
-        "-n",
-        "2",
-        "-s",
-        "200000",
-        "-o",
-        "tfrecord",
-        "-t",
-        "r{}.tfrecord",
-    ])
-    .ok();
+    put_files(&d, 2, "200000", "tfrecord", "r{}.tfrecord");
     for i in 0..2 {
         let data = std::fs::read(d.join(format!("r{i}.tfrecord"))).unwrap();
         let (mut pos, mut payload, mut records) = (0usize, 0usize, 0);
@@ -486,37 +492,6 @@ print(lengths)
     if let Some(out) = python_with(&["tfrecord", "crc32c"], &script) {
         assert_eq!(out.trim(), "[65536, 65536, 65536, 3392]");
     }
-}
-
-/// Run `script` with the test Python if it has `modules`, returning its stdout. Under
-/// `cargo xtask test` (`S3DLIO_TEST_PYTHON` set) the tools venv must have them; run by hand
-/// without it, a Python lacking them skips the check with a note.
-fn python_with(modules: &[&str], script: &str) -> Option<String> {
-    let required = std::env::var("S3DLIO_TEST_PYTHON").ok();
-    let py = required.clone().unwrap_or_else(|| "python3".into());
-    let import = format!("import {}", modules.join(", "));
-    let has = std::process::Command::new(&py)
-        .args(["-c", &import])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            required.is_none(),
-            "{py} lacks {modules:?}: `cargo xtask test` installs them into its venv"
-        );
-        eprintln!("note: {py} lacks {modules:?}; checked in Rust only");
-        return None;
-    }
-    let o = std::process::Command::new(&py)
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{py} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Some(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 #[test]
@@ -659,4 +634,81 @@ fn progress_renders_under_a_pseudo_terminal() {
     .ok();
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     assert!(!r.stderr.contains("ETA"));
+}
+
+#[test]
+fn tfrecord_index_and_verify_local_files() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("tf");
+    put_files(&d, 1, "300000", "tfrecord", "d.tfrecord");
+    let f = d.join("d.tfrecord");
+    let idx = d.join("d.tfrecord.idx");
+    // 64 KiB records: four whole, one of the rest.
+    let want = "0 65552\n65552 65552\n131104 65552\n196656 65552\n262208 37872\n";
+    let r = run(&["tfrecord", "index", f.to_str().unwrap()]).ok();
+    assert!(
+        r.stderr.contains("5 records") && r.stderr.contains("d.tfrecord.idx"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&idx).unwrap(), want);
+    // The tfrecord package's tfrecord2idx agrees byte for byte.
+    let py_idx = t.path().join("py.idx");
+    let script = format!(
+        "from tfrecord.tools.tfrecord2idx import create_index\ncreate_index({:?}, {:?})",
+        f.display().to_string(),
+        py_idx.display().to_string()
+    );
+    if python_with(&["tfrecord"], &script).is_some() {
+        assert_eq!(std::fs::read_to_string(&py_idx).unwrap(), want);
+    }
+    // To stdout, from a file:// URI, with data CRCs checked; and to an explicit path.
+    let out = run(&["tfrecord", "index", "--verify", "-o", "-", &uri(&f)])
+        .ok()
+        .out();
+    assert_eq!(out, want);
+    let other = t.path().join("other.idx");
+    run(&[
+        "tfrecord",
+        "index",
+        &uri(&f),
+        "--out",
+        other.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), want);
+    let r = run(&["tfrecord", "verify", f.to_str().unwrap()]).ok();
+    assert!(
+        r.stderr.contains("verified") && r.stderr.contains("5 records"),
+        "{}",
+        r.stderr
+    );
+    let json = run(&["--json", "tfrecord", "verify", f.to_str().unwrap()])
+        .ok()
+        .out();
+    assert!(json.contains("\"records\":5,\"bytes\":300080"), "{json}");
+
+    // A flipped bit in record 2's data: verify names its offset; plain indexing does not
+    // read data, so it still succeeds.
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[131_104 + 12 + 500] ^= 0x20;
+    std::fs::write(&f, &bytes).unwrap();
+    run(&["tfrecord", "verify", f.to_str().unwrap()])
+        .fails(1, "bad data CRC at offset 131104 (record 2)");
+    run(&["tfrecord", "index", "--verify", f.to_str().unwrap()])
+        .fails(1, "bad data CRC at offset 131104");
+    run(&["tfrecord", "index", "-o", "-", f.to_str().unwrap()]).ok();
+    // Truncated in the last record.
+    std::fs::write(&f, &bytes[..300_000]).unwrap();
+    run(&["tfrecord", "index", f.to_str().unwrap()])
+        .fails(1, "truncated record at offset 262208 (record 4)");
+    // Not TFRecord at all.
+    std::fs::write(&f, b"hello, this is text\n".repeat(10)).unwrap();
+    run(&["tfrecord", "verify", f.to_str().unwrap()]).fails(1, "bad length CRC at offset 0");
+    // Empty: an empty index (as tfrecord2idx), but not a valid file.
+    std::fs::write(&f, b"").unwrap();
+    run(&["tfrecord", "index", f.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(&idx).unwrap(), "");
+    run(&["tfrecord", "verify", f.to_str().unwrap()]).fails(1, "empty file at offset 0");
+    run(&["tfrecord", "verify", d.join("missing").to_str().unwrap()]).fails(1, "missing");
 }

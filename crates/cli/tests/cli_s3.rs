@@ -331,3 +331,72 @@ fn op_log_on_s3_holds_each_operation() {
     );
     drop_bucket(&s3, &b);
 }
+
+#[test]
+fn tfrecord_index_and_verify_on_s3() {
+    let s3 = S3::seaweedfs();
+    let b = fresh_bucket(&s3, "tfrecord");
+    // Generated straight into the bucket: 5 MB in 64 KiB records.
+    s3.run(&[
+        "put",
+        &s3uri(&b, "tf/"),
+        "-n",
+        "1",
+        "-s",
+        "5000000",
+        "-o",
+        "tfrecord",
+        "-t",
+        "d.tfrecord",
+    ])
+    .ok();
+    let t = tempfile::tempdir().unwrap();
+    let local = t.path().join("d.tfrecord");
+    s3.run(&["get", &s3uri(&b, "tf/d.tfrecord"), local.to_str().unwrap()])
+        .ok();
+    run(&["tfrecord", "index", local.to_str().unwrap()]).ok();
+    let want = std::fs::read_to_string(t.path().join("d.tfrecord.idx")).unwrap();
+    assert_eq!(want.lines().count(), 77);
+    // An object's index goes to stdout by default, or to an object or a path.
+    let out = s3
+        .run(&["tfrecord", "index", "--verify", &s3uri(&b, "tf/d.tfrecord")])
+        .ok()
+        .out();
+    assert_eq!(out, want);
+    s3.run(&[
+        "tfrecord",
+        "index",
+        &s3uri(&b, "tf/d.tfrecord"),
+        "-o",
+        &s3uri(&b, "tf/d.tfrecord.idx"),
+    ])
+    .ok();
+    let got = s3.run(&["get", &s3uri(&b, "tf/d.tfrecord.idx")]).ok().out();
+    assert_eq!(got, want);
+    // One streaming GET per verify (the metrics layer counts it).
+    let r = s3
+        .run(&[
+            "--metrics",
+            "--json",
+            "tfrecord",
+            "verify",
+            &s3uri(&b, "tf/d.tfrecord"),
+        ])
+        .ok();
+    assert!(r.out().contains("\"records\":77"), "{}", r.out());
+    let gets = r.stderr.matches("\"op\":\"GET\"").count();
+    assert!(
+        gets == 1 && r.stderr.contains("\"count\":1,\"errors\""),
+        "{}",
+        r.stderr
+    );
+    // A damaged copy fails naming the record.
+    let mut bytes = std::fs::read(&local).unwrap();
+    bytes[65_552 * 3 + 12 + 9] ^= 1;
+    std::fs::write(&local, &bytes).unwrap();
+    s3.run(&["cp", local.to_str().unwrap(), &s3uri(&b, "tf/bad.tfrecord")])
+        .ok();
+    s3.run(&["tfrecord", "verify", &s3uri(&b, "tf/bad.tfrecord")])
+        .fails(1, "bad data CRC at offset 196656 (record 3)");
+    drop_bucket(&s3, &b);
+}

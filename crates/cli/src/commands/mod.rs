@@ -5,6 +5,7 @@ mod list;
 mod oplog;
 mod put;
 mod rm;
+mod tfrecord;
 mod transfer;
 
 use std::fmt;
@@ -288,6 +289,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::CreateBucket(a) => buckets::create_bucket(ctx, a).await,
         Command::DeleteBucket(a) => buckets::delete_bucket(ctx, a).await,
         Command::Oplog(c) => oplog::run(&c, ctx.json),
+        Command::Tfrecord(c) => tfrecord::run(ctx, c).await,
     }
 }
 

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+pub mod python;
+
 pub struct Run {
     pub code: i32,
     pub stdout: Vec<u8>,
