@@ -13,7 +13,6 @@ use s3dlio_store_core::{
 };
 
 use crate::fetch::RequestPolicy;
-use crate::tfrecord;
 
 /// How one sample is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,12 +210,11 @@ impl Dataset {
         index_key: &str,
     ) -> Result<Self> {
         let text = store.get_bytes(index_key).await?;
-        let text = std::str::from_utf8(&text).map_err(|_| {
-            Error::invalid_input("index is not text")
-                .context(Operation::Get, store.uri_of(index_key))
-        })?;
-        let records = tfrecord::parse_index(text)
-            .map_err(|e| e.context(Operation::Parse, store.uri_of(index_key)))?;
+        let records: Vec<(u64, u64)> = s3dlio_tfrecord_index::read_index(&text[..])
+            .map_err(|e| Error::from(e).context(Operation::Parse, store.uri_of(index_key)))?
+            .into_iter()
+            .map(|e| (e.offset, e.size))
+            .collect();
         Ok(Self::from_tfrecord_records(store, key, &records))
     }
 

@@ -12,7 +12,6 @@ use s3dlio_store_core::{ByteRange, Error, ErrorKind, GetOptions, ObjectStore, Op
 
 use crate::dataset::{Entry, EntryKind};
 use crate::plan::SplitMix64;
-use crate::tfrecord;
 
 /// Counters shared by a loader's pipeline and its consumer.
 #[derive(Debug, Default)]
@@ -149,9 +148,12 @@ impl Fetcher {
                     })
                     .await?;
                 expect_len(&framed, *len, "the TFRecord index said", &uri)?;
-                tfrecord::unframe(framed).map_err(|err| {
-                    err.context(Operation::Get, format!("{uri} (record at offset {offset})"))
-                })
+                s3dlio_tfrecord_index::decode_record(&framed, *offset, e.index, true).map_err(
+                    |err| {
+                        Error::from(s3dlio_tfrecord_index::Error::from(err))
+                            .context(Operation::Get, format!("{uri} (record at offset {offset})"))
+                    },
+                )
             }
         }
     }

@@ -19,7 +19,6 @@ mod fetch;
 mod loader;
 mod options;
 pub mod plan;
-pub mod tfrecord;
 
 pub use dataset::Dataset;
 pub use loader::{Batch, BatchStream, BlockingBatches, Loader, LoaderStats, Sample, Skipped};
