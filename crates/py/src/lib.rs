@@ -10,6 +10,7 @@
 //! * [`objects`]: the object API (get, put, list, stat, upload, ...).
 //! * [`writer`]: streaming writers with optional compression (`create_*_writer`).
 //! * [`checkpoint`]: `PyCheckpointStore`, named and step checkpoints.
+//! * [`tfrecord`]: DALI index creation and reading (`create_tfrecord_index`, ...).
 //! * [`loader`]: `create_dataset` and `create_async_loader` (batches for `for`/`async for`).
 
 mod buffer;
@@ -18,6 +19,7 @@ mod errors;
 mod loader;
 mod objects;
 mod runtime;
+mod tfrecord;
 mod writer;
 
 use pyo3::prelude::*;
@@ -31,5 +33,6 @@ fn _s3dlio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     writer::register(m)?;
     checkpoint::register(m)?;
     loader::register(m)?;
+    tfrecord::register(m)?;
     Ok(())
 }
