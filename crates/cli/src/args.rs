@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::units::{count_arg, positive_count_arg, size_arg};
+use crate::units::{count_arg, positive_count_arg, positive_size_arg, size_arg};
 
 /// s3-cli: list, read, write and copy objects on S3 and local file systems.
 #[derive(Debug, Parser)]
@@ -233,6 +233,10 @@ pub struct PutArgs {
     /// Seed for reproducible data (default: random, printed with -v).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Bytes generated per step in streaming mode (rounded up to the 64 KiB block; memory per
+    /// object in flight is about one chunk). The bytes written do not depend on it.
+    #[arg(long, default_value = "4MiB", value_parser = positive_size_arg)]
+    pub chunk_size: u64,
     /// Create the bucket (or directory) first.
     #[arg(short = 'c', long = "create-bucket")]
     pub create_bucket: bool,

@@ -7,6 +7,14 @@ pub fn size_arg(s: &str) -> Result<u64, String> {
     s3dlio_store_core::parse_size(s).map_err(|e| e.message().to_owned())
 }
 
+/// A size for clap that must be at least 1 byte.
+pub fn positive_size_arg(s: &str) -> Result<u64, String> {
+    match size_arg(s)? {
+        0 => Err(format!("'{s}' must be at least 1 byte")),
+        n => Ok(n),
+    }
+}
+
 /// A count for clap: `1000`, `1k`, `10m`.
 pub fn count_arg(s: &str) -> Result<u64, String> {
     s3dlio_store_core::parse_count(s).map_err(|e| e.message().to_owned())

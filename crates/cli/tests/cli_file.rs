@@ -555,6 +555,28 @@ fn npz_output_is_a_valid_zip_of_one_npy() {
 }
 
 #[test]
+fn chunk_size_changes_memory_not_content() {
+    let t = tempfile::tempdir().unwrap();
+    let put = |dir: &str, extra: &[&str]| {
+        let d = t.path().join(dir);
+        let prefix = format!("{}/", uri(&d));
+        let mut args = vec![
+            "put", &prefix, "-n", "3", "-s", "300KiB", "--seed", "9", "-x", "2",
+        ];
+        args.extend_from_slice(extra);
+        run(&args).ok();
+        read_tree(&d)
+    };
+    let default = put("default", &[]);
+    assert_eq!(default.len(), 3);
+    assert_eq!(put("small", &["--chunk-size", "64KiB"]), default);
+    assert_eq!(put("odd", &["--chunk-size", "100000"]), default);
+    let d = format!("{}/", uri(&t.path().join("bad")));
+    run(&["put", &d, "--chunk-size", "0"]).fails(2, "at least 1 byte");
+    run(&["put", &d, "--chunk-size", "2GiB"]).fails(1, "--chunk-size");
+}
+
+#[test]
 fn dedup_and_compress_ratios_come_out_as_asked() {
     let t = tempfile::tempdir().unwrap();
     for (dedup, compress) in [(1u64, 1u64), (4, 1), (1, 3), (2, 4)] {

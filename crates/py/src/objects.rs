@@ -356,9 +356,11 @@ fn put(
             "dedup_factor, compress_factor and max_in_flight must be at least 1",
         ));
     }
-    // Generation runs in fixed 4 MiB chunks whatever `chunk_size` says; the argument is
-    // accepted so code written for the original runs.
-    let _ = chunk_size;
+    if chunk_size == 0 || chunk_size > commands::MAX_CHUNK_SIZE {
+        return Err(PyValueError::new_err(format!(
+            "chunk_size {chunk_size}: expected 1 byte to 1 GiB"
+        )));
+    }
     // A template in the prefix's last segment (`s3://b/data-{}.bin`, as the original's
     // README writes it) wins over the default one.
     let in_prefix = prefix.rsplit('/').next().is_some_and(|l| l.contains("{}"));
@@ -374,6 +376,7 @@ fn put(
         object_type,
         data_gen_mode,
         seed,
+        chunk_size,
         create_bucket: should_create_bucket,
     };
     run_command(py, move |ctx| Box::pin(commands::put(ctx, args)))

@@ -114,6 +114,14 @@ def test_synthetic_put_makes_distinct_objects(base):
     assert len(set(blobs)) == 6, "each object has its own content"
     with pytest.raises(ValueError):
         s3dlio.put(base + "gen/", 1, object_type="hdf6")
+    # chunk_size is the generation step: the bytes do not change with it.
+    s3dlio.put(base + "c1/", 2, size=300_000, seed=5, chunk_size=65536)
+    s3dlio.put(base + "c2/", 2, size=300_000, seed=5)
+    one = [bytes(d) for _, d in s3dlio.get_many(s3dlio.list(base + "c1/"))]
+    two = [bytes(d) for _, d in s3dlio.get_many(s3dlio.list(base + "c2/"))]
+    assert one == two and len(one) == 2
+    with pytest.raises(ValueError, match="chunk_size"):
+        s3dlio.put(base + "c3/", 1, chunk_size=0)
     # The original README's form: the template in the prefix.
     s3dlio.put(base + "tpl/test-data-{}.bin", num=3, size=4096, data_gen_mode="streaming")
     assert s3dlio.list(base + "tpl/") == [f"{base}tpl/test-data-{i}.bin" for i in range(3)]

@@ -24,7 +24,7 @@ use crate::args::{Cli, Command, S3Flags};
 use crate::patterns::absolute;
 
 pub use buckets::{create_bucket, delete_bucket};
-pub use put::{put, DEFAULT_TEMPLATE};
+pub use put::{put, DEFAULT_TEMPLATE, MAX_CHUNK_SIZE};
 pub use transfer::{copy_object, download, upload};
 
 /// A failure of the command, printed as one line `s3-cli: <this>`.

@@ -7,10 +7,11 @@ use s3dlio_store_core::{ObjectStore, PutOptions};
 
 use super::{run_batch, CliError, CliResult, Ctx};
 use crate::args::{DataGenMode, ObjectType, PutArgs};
-use crate::datagen::{
-    check_size, object_len, DataSpec, Format, ObjectGen, Payload, DEFAULT_CHUNK_SIZE,
-};
+use crate::datagen::{check_size, object_len, DataSpec, Format, ObjectGen, Payload};
 use crate::progress::Progress;
+
+/// Largest generation step: memory per object in flight stays bounded.
+pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
 
 /// The default name template: index, then total.
 pub const DEFAULT_TEMPLATE: &str = "object_{}_of_{}.dat";
@@ -95,6 +96,13 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
         ObjectType::Tfrecord => Format::TfRecord,
     };
     check_size(format, a.size)?;
+    if a.chunk_size == 0 || a.chunk_size > MAX_CHUNK_SIZE {
+        return Err(format!(
+            "--chunk-size {}: expected 1 byte to {} bytes (1 GiB)",
+            a.chunk_size, MAX_CHUNK_SIZE
+        )
+        .into());
+    }
     let seed = a
         .seed
         .unwrap_or_else(|| rand::rngs::StdRng::from_os_rng().next_u64());
@@ -127,8 +135,9 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
         let store = Arc::clone(&store);
         let key = format!("{base}{}", render(&template, i, n));
         let mode = a.data_gen_mode;
+        let chunk = usize::try_from(a.chunk_size).unwrap_or(usize::MAX);
         async move {
-            let gen = ObjectGen::new(Payload::new(spec, i, a.size), format, DEFAULT_CHUNK_SIZE);
+            let gen = ObjectGen::new(Payload::new(spec, i, a.size), format, chunk);
             write_one(&*store, &key, gen, mode, p)
                 .await
                 .map_err(|e| (store.uri_of(&key), e))?;
