@@ -110,6 +110,10 @@ pub struct AzureOptions {
     pub get_part_size: usize,
     /// Ranged GETs in flight for one blob (default 8).
     pub get_concurrency: usize,
+    /// Idle memory kept for reuse by reads of 512 KiB and more (see
+    /// `s3dlio_store_core::pool`): the next large read lands in memory already faulted in.
+    /// Default 256 MiB; 0 turns pooling off.
+    pub buffer_pool_bytes: usize,
     /// Writes up to this size go in one Put Blob; larger ones as staged blocks committed
     /// once (default 16 MiB).
     pub put_threshold: usize,
@@ -131,6 +135,7 @@ impl Default for AzureOptions {
             access_tier: None,
             get_part_size: 8 * MIB,
             get_concurrency: 8,
+            buffer_pool_bytes: 256 * MIB,
             put_threshold: 16 * MIB,
             block_size: 8 * MIB,
             upload_concurrency: 8,

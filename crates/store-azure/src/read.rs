@@ -115,7 +115,10 @@ fn finish(
     etag: Option<String>,
 ) -> Result<GetResult> {
     let meta = meta_from_headers(key, served.total, &resp.headers);
-    if served.range.end >= target.end {
+    let len = usize::try_from(target.end - target.start).unwrap_or(usize::MAX);
+    // One response held it all and it is small: its chunks as they come. Large reads go
+    // through the ranged body, whose whole-object form fills one pooled buffer.
+    if served.range.end >= target.end && !shared.pool.pools(len) {
         return Ok(GetResult {
             meta,
             range: target,
@@ -136,7 +139,8 @@ fn finish(
         target.clone(),
         shared.opts.get_part_size as u64,
         shared.opts.get_concurrency,
-    );
+    )
+    .with_pool(Arc::clone(&shared.pool));
     Ok(GetResult {
         meta,
         range: target,

@@ -8,9 +8,9 @@ use azure_core::http::Method;
 use bytes::Bytes;
 use s3dlio_store_core::store::{effective_start, DEFAULT_PAGE_SIZE};
 use s3dlio_store_core::{
-    validate_key, Capabilities, CopyOptions, Error, ErrorKind, GetOptions, GetResult, ListItem,
-    ListOptions, ListPage, ObjectMeta, ObjectStore, ObjectWriter, Operation, PutMode, PutOptions,
-    PutResult, Result,
+    validate_key, BufferPool, Capabilities, CopyOptions, Error, ErrorKind, GetOptions, GetResult,
+    ListItem, ListOptions, ListPage, ObjectMeta, ObjectStore, ObjectWriter, Operation, PutMode,
+    PutOptions, PutResult, Result,
 };
 
 use crate::client::{meta_from_headers, Client};
@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub container: String,
     pub base_uri: String,
     pub opts: AzureOptions,
+    /// Buffers of large reads, reused once callers drop them.
+    pub pool: Arc<BufferPool>,
 }
 
 impl Shared {
@@ -155,6 +157,7 @@ impl AzureStore {
                 client,
                 container: container.to_owned(),
                 base_uri,
+                pool: BufferPool::new(opts.buffer_pool_bytes),
                 opts,
             }),
         })

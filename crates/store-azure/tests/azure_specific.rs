@@ -442,3 +442,26 @@ print(generate_account_sas(conn["AccountName"], conn["AccountKey"],
     assert!(!e.to_string().contains("AAAA"), "the signature leaked: {e}");
     s.delete(&key).await.unwrap();
 }
+
+#[tokio::test]
+async fn large_reads_reuse_pooled_buffers_once_dropped() {
+    // Whole large reads land in pooled buffers: one comes back when the caller drops the
+    // bytes, and is never handed out while still held.
+    let store = store().await;
+    let key = format!("{}pooled", unique_prefix("pool"));
+    let data = pattern(31, 3 * 1024 * 1024 + 5);
+    store.put_bytes(&key, data.clone()).await.unwrap();
+    let first = store.get_bytes(&key).await.unwrap();
+    let held = store.get_bytes(&key).await.unwrap();
+    assert_ne!(first.as_ptr(), held.as_ptr(), "a held buffer was reused");
+    assert_same(&held, &data, "read while another is held");
+    let ptrs = [first.as_ptr(), held.as_ptr()];
+    drop((first, held));
+    let again = store.get_bytes(&key).await.unwrap();
+    assert!(
+        ptrs.contains(&again.as_ptr()),
+        "a dropped buffer was not reused"
+    );
+    assert_same(&again, &data, "read into a reused buffer");
+    store.delete(&key).await.unwrap();
+}
