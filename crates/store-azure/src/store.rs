@@ -133,7 +133,11 @@ impl AzureStore {
         let resolved = opts
             .resolve(account)
             .map_err(|e| e.context(Operation::Open, format!("az://{container}/")))?;
-        let client = Arc::new(Client::new(&resolved, opts.max_retries)?);
+        let client = Arc::new(Client::new(
+            &resolved,
+            opts.max_retries,
+            opts.outer_retries,
+        )?);
         Self::from_client(client, account.is_some(), container, opts)
     }
 
