@@ -384,12 +384,12 @@ impl Shared {
                     tracing::debug!(attempt = n, ?wait, error = %err, "retrying");
                     tokio::time::sleep(wait).await;
                 }
-                None => {
-                    if n > 1 {
-                        RetryStats::bump(&self.stats.gave_up);
-                    }
+                None if retryable && n > 1 => {
+                    RetryStats::bump(&self.stats.gave_up);
                     return Err(exhausted(err, n));
                 }
+                // A final answer (NotFound after a timeout, say), or no retries allowed.
+                None => return Err(err),
             }
         }
     }
@@ -731,10 +731,12 @@ impl ResumingStream {
             }
             None => {
                 self.state = State::Done;
-                if self.failures > 1 {
+                if err.is_retryable() && self.failures > 1 {
                     RetryStats::bump(&shared.stats.gave_up);
+                    Some(exhausted(err, self.failures))
+                } else {
+                    Some(err)
                 }
-                Some(exhausted(err, self.failures))
             }
         }
     }

@@ -224,7 +224,7 @@ impl ObjectWriter for S3Writer {
             let n = self.pending.len();
             let body = self.pending.take_contiguous(n);
             self.finished = true;
-            return put_object(&self.shared, &self.key, body, &self.opts).await;
+            return put_object(&self.shared, &self.key, body, &self.opts, true).await;
         };
         let result: Result<PutResult> = async {
             let rest = self.pending.len();
