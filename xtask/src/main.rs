@@ -8,6 +8,8 @@
 //!   virtualenv and imported there.
 //! - `cargo xtask servers` — start those servers (and Azurite) for a developer's shell,
 //!   until Ctrl-C.
+//! - `cargo xtask soak [--minutes N]` — the soak run (`crates/cli/examples/soak.rs`)
+//!   against the servers of `test`, with faults injected; see `docs/RELIABILITY.md`.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
 //!   benchmarks against peers measured in the same run (`file`, `direct` against fio, `s3`,
 //!   `az`, `loader`, `datagen`, `tfrecord`), and the cost of the metrics and op-log layers
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("wheel") => python::wheel(&args[1..]),
         Some("servers") => serve(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -68,6 +71,11 @@ commands:
                                 installs and imports in a fresh virtualenv
   servers                       start the test servers, print their variables as
                                 `export` lines, and keep them up until Ctrl-C
+  soak [--minutes N]            mixed operations on file://, SeaweedFS and Azurite through
+                                the retry layer with faults injected (fault proxy, 10% of
+                                requests), for N minutes (default 1; fractions allowed);
+                                reports operations, errors by kind, faults, mismatches
+        --fault-rate R          share of requests that fail (default 0.1)
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
                                 direct, az, loader, datagen, metrics, tfrecord, all;
                                 none given: all)
@@ -157,7 +165,12 @@ fn cargo() -> Command {
 }
 
 /// Optional features whose code the tests cover too (the alternative S3 backend).
-pub const FEATURES: [&str; 2] = ["--features", "s3dlio-store-s3/object-store-backend"];
+/// The fault proxy of the cli crate (`faultproxy`, its fault tests and the soak example)
+/// is test-only code behind a feature.
+pub const FEATURES: [&str; 2] = [
+    "--features",
+    "s3dlio-store-s3/object-store-backend,s3dlio-cli/fault-proxy",
+];
 
 fn test(args: &[String]) -> Result<(), String> {
     let mut clippy = true;
@@ -210,6 +223,49 @@ fn test(args: &[String]) -> Result<(), String> {
         if servers::caught_signal().is_none() {
             s.keep_logs();
         }
+    }
+    result
+}
+
+/// `cargo xtask soak`: the soak example against freshly started servers.
+fn soak(args: &[String]) -> Result<(), String> {
+    let mut minutes = 1.0f64;
+    let mut rate = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |what: &str| {
+            it.next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| format!("soak: {a} takes {what}"))
+        };
+        match a.as_str() {
+            "--minutes" => minutes = value("a positive number of minutes")?,
+            "--fault-rate" => rate = Some(value("a share such as 0.1")?),
+            other => return Err(format!("soak: unknown option '{other}'")),
+        }
+    }
+    let mut build = cargo();
+    build
+        .args(["build", "-p", "s3dlio-cli", "--example", "soak"])
+        .args(FEATURES);
+    servers::scrub_aws(&mut build);
+    run(&mut build)?;
+    let tools = tools::install()?;
+    servers::catch_signals();
+    let mut s = servers::start(&tools)?;
+    let mut c = cargo();
+    c.args(["run", "-q", "-p", "s3dlio-cli", "--example", "soak"])
+        .args(FEATURES)
+        .args(["--", "--seconds", &format!("{:.0}", minutes * 60.0)]);
+    if let Some(r) = rate {
+        c.args(["--fault-rate", &r.to_string()]);
+    }
+    servers::scrub_aws(&mut c);
+    c.envs(s.env.iter().map(|(k, v)| (k, v)));
+    let result = run(&mut c);
+    if result.is_err() && servers::caught_signal().is_none() {
+        s.keep_logs();
     }
     result
 }

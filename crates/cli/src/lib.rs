@@ -11,6 +11,8 @@
 pub mod args;
 pub mod commands;
 pub mod datagen;
+#[cfg(feature = "fault-proxy")]
+pub mod faultproxy;
 pub mod patterns;
 pub mod progress;
 pub mod units;

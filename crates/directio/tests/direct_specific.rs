@@ -444,3 +444,70 @@ async fn registry_opens_direct_uris() {
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("direct:///no/such/key"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_and_symlinks_never_lead_out_of_the_root() {
+    use std::os::unix::fs::symlink;
+    let Some((dir, _)) = common::tempdir("containment") else {
+        return;
+    };
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"secret").unwrap();
+    symlink(outside.join("secret"), root.join("leak")).unwrap();
+    symlink(&outside, root.join("leakdir")).unwrap();
+    let store = DirectStore::with_options(&root, small_io()).unwrap();
+    let data = Bytes::from_static(b"payload");
+    for key in [
+        "../escape",
+        "a/../../escape",
+        "..",
+        "a/..",
+        "/abs",
+        "leakdir/new",
+        "leakdir/secret",
+    ] {
+        let put = store.put(key, data.clone(), PutOptions::default()).await;
+        assert!(put.is_err(), "put {key:?} succeeded");
+        let kind = put.unwrap_err().kind();
+        assert!(
+            matches!(kind, ErrorKind::InvalidInput | ErrorKind::PermissionDenied),
+            "put {key:?}: {kind:?}"
+        );
+        assert!(store.get_bytes(key).await.is_err(), "get {key:?} succeeded");
+        let w = store.writer(key, PutOptions::default()).await;
+        if let Ok(mut w) = w {
+            let r = async {
+                w.write(data.clone()).await?;
+                w.complete().await
+            }
+            .await;
+            assert!(r.is_err(), "writer to {key:?} completed");
+        }
+        let _ = store.delete(key).await;
+    }
+    // A write to a key that is a link out of the root replaces the link (temp + rename),
+    // never writes through it.
+    store
+        .put("leak", data.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(!std::fs::symlink_metadata(root.join("leak"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(std::fs::read(root.join("leak")).unwrap(), b"payload");
+    assert_eq!(
+        std::fs::read(outside.join("secret")).unwrap(),
+        b"secret",
+        "the file outside is untouched"
+    );
+    let mut names: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["secret"], "nothing was created outside the root");
+    assert!(!dir.path().join("escape").exists() && !Path::new("/abs").exists());
+}

@@ -38,6 +38,10 @@ impl Response {
 /// The pipeline and addressing of one storage account.
 pub(crate) struct Client {
     pipeline: Pipeline,
+    /// Under a retry layer that retries whole operations: the pipeline, with retries, of
+    /// the sub-requests it cannot see (staged blocks, the block list of a streamed write);
+    /// `pipeline` then makes one attempt.
+    part_pipeline: Option<Pipeline>,
     /// `https://ACCOUNT.blob.core.windows.net` or a path-style emulator URL; no trailing `/`.
     pub endpoint: String,
     pub account: String,
@@ -70,7 +74,9 @@ pub(crate) fn encode(s: &str, keep_slash: bool) -> String {
 }
 
 impl Client {
-    pub fn new(r: &Resolved, max_retries: u32) -> Result<Self> {
+    /// `outer_retries`: a retry layer above retries whole operations (see
+    /// `AzureOptions::outer_retries`).
+    pub fn new(r: &Resolved, max_retries: u32, outer_retries: bool) -> Result<Self> {
         let policy: Option<Arc<dyn Policy>> = match &r.credential {
             AzureCredential::AccountKey(k) => Some(Arc::new(SharedKeyPolicy::new(&r.account, k))),
             AzureCredential::Sas(s) => Some(Arc::new(SasPolicy::new(s))),
@@ -80,24 +86,32 @@ impl Client {
             ))),
             AzureCredential::Anonymous => None,
         };
-        let mut options = ClientOptions {
-            retry: RetryOptions::exponential(ExponentialRetryOptions {
-                max_retries,
-                ..ExponentialRetryOptions::default()
-            }),
-            ..ClientOptions::default()
+        let build = |max_retries: u32| {
+            let mut options = ClientOptions {
+                retry: RetryOptions::exponential(ExponentialRetryOptions {
+                    max_retries,
+                    ..ExponentialRetryOptions::default()
+                }),
+                ..ClientOptions::default()
+            };
+            options.per_try_policies.extend(policy.clone());
+            Pipeline::new(
+                Some(env!("CARGO_PKG_NAME")),
+                Some(env!("CARGO_PKG_VERSION")),
+                options,
+                Vec::new(),
+                Vec::new(),
+                None,
+            )
         };
-        options.per_try_policies.extend(policy);
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            options,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
+        let (pipeline, part_pipeline) = if outer_retries {
+            (build(0), Some(build(max_retries)))
+        } else {
+            (build(max_retries), None)
+        };
         Ok(Self {
             pipeline,
+            part_pipeline,
             endpoint: r.endpoint.trim_end_matches('/').to_owned(),
             account: r.account.clone(),
             shared_key: matches!(r.credential, AzureCredential::AccountKey(_)),
@@ -145,8 +159,11 @@ impl Client {
         } else if matches!(method, Method::Put) {
             req.insert_header("content-length", "0");
         }
-        let resp = self
-            .pipeline
+        let pipeline = match (&self.part_pipeline, op) {
+            (Some(p), Operation::Write | Operation::Complete) => p,
+            _ => &self.pipeline,
+        };
+        let resp = pipeline
             .stream(
                 &Context::new(),
                 &mut req,
@@ -176,8 +193,18 @@ impl Client {
         op: Operation,
         uri: &str,
     ) -> Result<(Headers, Bytes)> {
-        let r = self.send(method, url, headers, body, op, uri).await?;
-        let r = self.check(r, op, uri).await?;
+        let r = async {
+            let r = self.send(method, url, headers, body, op, uri).await?;
+            self.check(r, op, uri).await
+        }
+        .await;
+        // A sub-request the part pipeline already retried: final for the layer above.
+        let r = match (&self.part_pipeline, op) {
+            (Some(_), Operation::Write | Operation::Complete) => {
+                r.map_err(|e| e.set_retryable(false))?
+            }
+            _ => r?,
+        };
         let body = r
             .body
             .collect()

@@ -124,6 +124,13 @@ pub struct AzureOptions {
     /// Retries of transient failures (503 ServerBusy, 500, timeouts, resets) per request,
     /// with exponential backoff (default 3).
     pub max_retries: u32,
+    /// Whether a retry layer above this store (`s3dlio_store_core::RetryStore`, which the
+    /// CLI and the Python module put over every store) retries whole operations. Then each
+    /// operation's request is sent once, only the sub-requests the layer cannot see (the
+    /// staged blocks and block list of a streamed write) are retried here, `max_retries`
+    /// times, and their last error comes back final, so attempts never multiply.
+    /// Default false: every request is retried here.
+    pub outer_retries: bool,
 }
 
 impl Default for AzureOptions {
@@ -140,6 +147,7 @@ impl Default for AzureOptions {
             block_size: 8 * MIB,
             upload_concurrency: 8,
             max_retries: 3,
+            outer_retries: false,
         }
     }
 }

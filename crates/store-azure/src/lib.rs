@@ -79,6 +79,12 @@ impl AzureFactory {
     }
 
     /// A factory with default options and `S3DLIO_*` tuning from the environment.
+    /// Set [`AzureOptions::outer_retries`] (a retry layer above retries whole operations).
+    pub fn outer_retries(mut self, on: bool) -> Self {
+        self.options.outer_retries = on;
+        self
+    }
+
     pub fn from_env() -> Self {
         Self {
             env_tuning: true,
@@ -101,7 +107,11 @@ impl StoreFactory for AzureFactory {
                     self.options.clone()
                 };
                 let resolved = opts.resolve(uri.account.as_deref()).map_err(ctx)?;
-                let client = Arc::new(client::Client::new(&resolved, opts.max_retries)?);
+                let client = Arc::new(client::Client::new(
+                    &resolved,
+                    opts.max_retries,
+                    opts.outer_retries,
+                )?);
                 clients.insert(uri.account.clone(), (Arc::clone(&client), opts.clone()));
                 (client, opts)
             }
@@ -117,13 +127,22 @@ impl StoreFactory for AzureFactory {
 
 /// Register `az://` in `registry`, configured from the environment (the `AZURE_STORAGE_*`
 /// variables, Entra ID, and the `S3DLIO_*` tuning variables).
+///
+/// In a registry with a retry policy (`Registry::set_retry_policy`, set first), the layer
+/// retries whole operations and this backend only their sub-requests
+/// ([`AzureOptions::outer_retries`]); the same holds for [`register_with`].
 pub fn register(registry: &mut Registry) {
-    registry.register(Scheme::Azure, AzureFactory::from_env());
+    let outer = registry.retry_policy().is_some();
+    registry.register(Scheme::Azure, AzureFactory::from_env().outer_retries(outer));
 }
 
 /// Register `az://` in `registry` with explicit options.
 pub fn register_with(registry: &mut Registry, options: AzureOptions) {
-    registry.register(Scheme::Azure, AzureFactory::new(options));
+    let outer = registry.retry_policy().is_some();
+    registry.register(
+        Scheme::Azure,
+        AzureFactory::new(options).outer_retries(outer),
+    );
 }
 
 // The README's examples are compiled as doctests.

@@ -140,6 +140,7 @@ fn finish(
         shared.opts.get_part_size as u64,
         shared.opts.get_concurrency,
     )
+    .with_attempts(shared.opts.max_retries + 1)
     .with_pool(Arc::clone(&shared.pool));
     Ok(GetResult {
         meta,

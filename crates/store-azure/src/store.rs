@@ -72,7 +72,15 @@ impl Shared {
     }
 
     /// Put Blob: the whole blob in one request.
-    pub async fn put_blob(&self, key: &str, data: Bytes, opts: &PutOptions) -> Result<PutResult> {
+    /// One Put Blob. `op` is `Put` for a one-shot write, `Complete` when it completes a
+    /// streamed write (a sub-request a retry layer above cannot repeat).
+    pub async fn put_blob(
+        &self,
+        key: &str,
+        data: Bytes,
+        opts: &PutOptions,
+        op: Operation,
+    ) -> Result<PutResult> {
         let uri = self.uri(key);
         let size = data.len() as u64;
         let mut headers = self.write_headers(opts);
@@ -80,7 +88,7 @@ impl Shared {
         let url = self.client.url(&self.container, Some(key), &[])?;
         let (resp, _) = self
             .client
-            .call(Method::Put, url, &headers, Some(data), Operation::Put, &uri)
+            .call(Method::Put, url, &headers, Some(data), op, &uri)
             .await
             .map_err(|e| created_conflict(e, opts.mode == PutMode::Create))?;
         Ok(PutResult {
@@ -133,7 +141,11 @@ impl AzureStore {
         let resolved = opts
             .resolve(account)
             .map_err(|e| e.context(Operation::Open, format!("az://{container}/")))?;
-        let client = Arc::new(Client::new(&resolved, opts.max_retries)?);
+        let client = Arc::new(Client::new(
+            &resolved,
+            opts.max_retries,
+            opts.outer_retries,
+        )?);
         Self::from_client(client, account.is_some(), container, opts)
     }
 
@@ -326,7 +338,7 @@ impl ObjectStore for AzureStore {
             }
             return w.complete().await;
         }
-        self.shared.put_blob(key, data, &opts).await
+        self.shared.put_blob(key, data, &opts, Operation::Put).await
     }
 
     async fn writer(&self, key: &str, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {

@@ -248,7 +248,10 @@ impl ObjectWriter for AzureWriter {
             let n = self.pending.len();
             let body = self.pending.take_contiguous(n);
             self.finished = true;
-            return self.shared.put_blob(&self.key, body, &self.opts).await;
+            return self
+                .shared
+                .put_blob(&self.key, body, &self.opts, Operation::Complete)
+                .await;
         }
         match self.commit().await {
             Ok(r) => {

@@ -36,6 +36,8 @@ struct Rule {
     op: Option<Operation>,
     first: u64,
     count: u64,
+    /// Only every `period`th call of the span (1: each).
+    period: u64,
     fault: Fault,
 }
 
@@ -85,6 +87,17 @@ impl<S: ObjectStore> FaultStore<S> {
 
     /// Add a rule to a store already in use (e.g. behind an `Arc`).
     pub fn add_rule(&self, op: Option<Operation>, first: u64, count: u64, fault: Fault) {
+        self.push(op, first, count, 1, fault);
+    }
+
+    /// Apply `fault` to every `period`th call of `op` (or of every operation, for `None`),
+    /// for ever: calls `period`, `2 * period`, ... A steady trickle of faults for soak runs.
+    pub fn add_periodic(&self, op: Option<Operation>, period: u64, fault: Fault) {
+        let period = period.max(1);
+        self.push(op, period, u64::MAX, period, fault);
+    }
+
+    fn push(&self, op: Option<Operation>, first: u64, count: u64, period: u64, fault: Fault) {
         self.rules
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -92,6 +105,7 @@ impl<S: ObjectStore> FaultStore<S> {
                 op,
                 first,
                 count,
+                period,
                 fault,
             });
     }
@@ -118,7 +132,7 @@ impl<S: ObjectStore> FaultStore<S> {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|r| r.op.is_none_or(|o| o == op))
-            .filter(|r| n >= r.first && n - r.first < r.count)
+            .filter(|r| n >= r.first && n - r.first < r.count && (n - r.first) % r.period == 0)
             .map(|r| r.fault.clone())
             .collect()
     }
@@ -251,6 +265,20 @@ mod tests {
         assert!(err.is_retryable());
         assert!(s.get_bytes("k").await.is_ok());
         assert_eq!(s.calls(Operation::Get), 3);
+    }
+
+    #[tokio::test]
+    async fn periodic_faults_hit_every_nth_call() {
+        let s = FaultStore::new(MemoryStore::new());
+        s.add_periodic(Some(Operation::Head), 3, Fault::Fail(ErrorKind::Timeout));
+        s.put_bytes("k", Bytes::new()).await.unwrap();
+        let failed: Vec<bool> = futures::future::join_all((0..9).map(|_| s.head("k")))
+            .await
+            .iter()
+            .map(|r| r.is_err())
+            .collect();
+        assert_eq!(failed.iter().filter(|f| **f).count(), 3);
+        assert!(failed[2] && failed[5] && failed[8], "{failed:?}");
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@ pub mod pending;
 pub mod pool;
 pub mod ranged;
 pub mod registry;
+pub mod retry;
 pub mod store;
 pub mod types;
 pub mod units;
@@ -42,6 +43,7 @@ pub use fault::{Fault, FaultStore};
 pub use memory::MemoryStore;
 pub use pool::BufferPool;
 pub use registry::{Registry, StoreFactory};
+pub use retry::{RetryPolicy, RetryStore};
 pub use store::{
     list_stream, paginate, validate_key, Body, ByteStream, DeferredBody, GetResult, ObjectStore,
     ObjectStoreExt, ObjectWriter,

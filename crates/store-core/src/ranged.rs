@@ -38,6 +38,10 @@ pub struct RangedBody {
     /// Where whole-object buffers and streamed parts come from (a zero-limit pool, i.e.
     /// plain allocations, unless the backend gives its own).
     pool: Arc<BufferPool>,
+    /// Attempts per part: a part whose body fails midway is resumed from its last byte
+    /// with a fetch of the rest (pinned like every fetch), up to this many times without
+    /// progress (default 1: no resumption).
+    attempts: u32,
 }
 
 impl std::fmt::Debug for RangedBody {
@@ -70,7 +74,16 @@ impl RangedBody {
             part_size: part_size.max(1),
             concurrency: concurrency.max(1),
             pool: BufferPool::new(0),
+            attempts: 1,
         }
+    }
+
+    /// Resume a part that fails midway from its last byte, up to `attempts` tries per part
+    /// without progress. A part that still fails returns its error as final
+    /// (`is_retryable() == false`), so a retry layer above does not multiply the attempts.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
     }
 
     /// Read into buffers from `pool` (reused once callers drop them; see [`crate::pool`]).
@@ -89,21 +102,61 @@ impl RangedBody {
     }
 }
 
-/// Copy a body into `dst`, which it must fill exactly.
-async fn fill(mut body: ByteStream, dst: &mut [u8], uri: &str) -> Result<()> {
+/// Copy the body of `range` into `dst`, which it must fill exactly; a body that fails or
+/// ends early is resumed from its last byte with `source`, up to `attempts` tries without
+/// progress.
+async fn fill(
+    source: &dyn PartSource,
+    range: Range<u64>,
+    body: ByteStream,
+    dst: &mut [u8],
+    uri: &str,
+    attempts: u32,
+) -> Result<()> {
     let mut at = 0;
-    while let Some(chunk) = body.try_next().await? {
-        let end = at + chunk.len();
-        if end > dst.len() {
-            return Err(short(end as u64, dst.len() as u64, uri));
+    let mut failures = 0u32;
+    let mut body = Some(body);
+    loop {
+        let err = match body.as_mut() {
+            None => match source.fetch(range.start + at as u64..range.end).await {
+                Ok(b) => {
+                    body = Some(b);
+                    continue;
+                }
+                Err(e) => e,
+            },
+            Some(b) => match b.try_next().await {
+                Ok(Some(chunk)) => {
+                    let end = at + chunk.len();
+                    if end > dst.len() {
+                        return Err(short(end as u64, dst.len() as u64, uri).set_retryable(false));
+                    }
+                    dst[at..end].copy_from_slice(&chunk);
+                    if !chunk.is_empty() {
+                        failures = 0;
+                    }
+                    at = end;
+                    continue;
+                }
+                Ok(None) if at == dst.len() => return Ok(()),
+                Ok(None) => short(at as u64, dst.len() as u64, uri),
+                Err(e) => e,
+            },
+        };
+        failures += 1;
+        if !err.is_retryable() || failures >= attempts {
+            // Resumed here already: final for any layer above.
+            return Err(if attempts > 1 {
+                err.set_retryable(false)
+            } else {
+                err
+            });
         }
-        dst[at..end].copy_from_slice(&chunk);
-        at = end;
+        tracing::debug!(uri, at, error = %err, "resuming a part from its last byte");
+        let wait = crate::retry::RetryPolicy::default().backoff(failures);
+        tokio::time::sleep(wait.min(std::time::Duration::from_secs(1))).await;
+        body = None;
     }
-    if at != dst.len() {
-        return Err(short(at as u64, dst.len() as u64, uri));
-    }
-    Ok(())
 }
 
 fn short(got: u64, want: u64, uri: &str) -> Error {
@@ -129,6 +182,7 @@ impl DeferredBody for RangedBody {
             target,
             concurrency,
             pool,
+            attempts,
             ..
         } = *self;
         // One buffer at the final size (pooled, so usually already faulted in); every part
@@ -136,15 +190,25 @@ impl DeferredBody for RangedBody {
         let mut buf = pool.take(len);
         let (head, mut tail) = buf[..len].split_at_mut((first_end - target.start) as usize);
         let mut jobs = Vec::with_capacity(rest.len() + 1);
-        jobs.push(fill(first, head, &uri).boxed());
+        jobs.push(
+            fill(
+                &*source,
+                target.start..first_end,
+                first,
+                head,
+                &uri,
+                attempts,
+            )
+            .boxed(),
+        );
         for r in rest {
             let (slice, next) = tail.split_at_mut((r.end - r.start) as usize);
             tail = next;
             let (source, uri) = (&source, &uri);
             jobs.push(
                 async move {
-                    let body = source.fetch(r).await?;
-                    fill(body, slice, uri).await
+                    let body = source.fetch(r.clone()).await?;
+                    fill(&**source, r, body, slice, uri, attempts).await
                 }
                 .boxed(),
             );
@@ -164,6 +228,7 @@ impl DeferredBody for RangedBody {
             first,
             concurrency,
             pool,
+            attempts,
             ..
         } = *self;
         // Later parts are fetched ahead, in order, each into one chunk: memory stays bounded
@@ -174,8 +239,8 @@ impl DeferredBody for RangedBody {
                 async move {
                     let len = (r.end - r.start) as usize;
                     let mut buf = pool.take(len);
-                    let body = source.fetch(r).await?;
-                    fill(body, &mut buf[..len], &uri).await?;
+                    let body = source.fetch(r.clone()).await?;
+                    fill(&*source, r, body, &mut buf[..len], &uri, attempts).await?;
                     Ok::<_, Error>(pool.wrap(buf, len))
                 }
             })
@@ -246,6 +311,59 @@ mod tests {
             body: Body::Deferred(Box::new(body)),
             uri: "mem:///k".into(),
         }
+    }
+
+    /// Serves parts of `data`, each body failing after `cut` bytes on its first fetch.
+    struct Flaky {
+        data: Bytes,
+        cut: usize,
+        fetched: std::sync::Mutex<Vec<Range<u64>>>,
+    }
+
+    impl PartSource for Flaky {
+        fn fetch(&self, r: Range<u64>) -> BoxFuture<'static, Result<ByteStream>> {
+            let part = self.data.slice(r.start as usize..r.end as usize);
+            let mut fetched = self.fetched.lock().unwrap();
+            let first = !fetched.iter().any(|f| f.end == r.end);
+            fetched.push(r);
+            let cut = self.cut.min(part.len());
+            async move {
+                let s: ByteStream = if first && cut < part.len() {
+                    let reset = Error::new(ErrorKind::Interrupted, "reset");
+                    stream::iter([Ok(part.slice(..cut)), Err(reset)]).boxed()
+                } else {
+                    stream::iter([Ok(part)]).boxed()
+                };
+                Ok(s)
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_part_cut_midway_resumes_from_its_last_byte() {
+        let data: Bytes = (0..100u8).collect::<Vec<_>>().into();
+        let source = Arc::new(Flaky {
+            data: data.clone(),
+            cut: 3,
+            fetched: Default::default(),
+        });
+        let first: ByteStream = stream::iter([Ok(data.slice(0..4))]).boxed();
+        let body = RangedBody::new(
+            Arc::clone(&source) as Arc<dyn PartSource>,
+            "mem:///k".into(),
+            first,
+            4,
+            0..20,
+            8,
+            2,
+        )
+        .with_attempts(3);
+        assert_eq!(Box::new(body).bytes().await.unwrap(), data.slice(0..20));
+        let mut fetched = source.fetched.lock().unwrap().clone();
+        fetched.sort_by_key(|r| r.start);
+        // Each part asked again only for the bytes after the 3 it got.
+        assert_eq!(fetched, vec![4..12, 7..12, 12..20, 15..20]);
     }
 
     #[tokio::test]

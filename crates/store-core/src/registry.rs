@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Operation, Result};
+use crate::retry::{RetryPolicy, RetryStore};
 use crate::store::ObjectStore;
 use crate::uri::{ObjectUri, ParseOptions, Scheme};
 
@@ -27,6 +28,8 @@ type StoreKey = (Scheme, Option<String>, String);
 pub struct Registry {
     factories: HashMap<Scheme, Arc<dyn StoreFactory>>,
     parse: ParseOptions,
+    /// Every store opened is wrapped in a [`RetryStore`] with this policy.
+    retry: Option<RetryPolicy>,
     stores: Mutex<HashMap<StoreKey, Arc<dyn ObjectStore>>>,
 }
 
@@ -36,6 +39,7 @@ impl fmt::Debug for Registry {
         schemes.sort();
         f.debug_struct("Registry")
             .field("schemes", &schemes)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -61,6 +65,18 @@ impl Registry {
     pub fn register(&mut self, scheme: Scheme, factory: impl StoreFactory) -> &mut Self {
         self.factories.insert(scheme, Arc::new(factory));
         self
+    }
+
+    /// Wrap every store opened from now on in the retry layer with `policy` (None: stores
+    /// are used as the backends open them). Facades turn it on; see [`crate::retry`].
+    pub fn set_retry_policy(&mut self, policy: Option<RetryPolicy>) -> &mut Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy stores are opened with, if any.
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
     }
 
     /// The schemes this registry can open, sorted.
@@ -100,6 +116,10 @@ impl Registry {
             .open(uri)
             .await
             .map_err(|e| e.context(Operation::Open, uri.store_uri()))?;
+        let store: Arc<dyn ObjectStore> = match &self.retry {
+            Some(policy) => Arc::new(RetryStore::new(store, policy.clone())),
+            None => store,
+        };
         stores.insert(key, Arc::clone(&store));
         Ok(store)
     }

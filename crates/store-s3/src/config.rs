@@ -74,6 +74,13 @@ pub struct S3Options {
     /// Attempts per request for transient failures (503 SlowDown, resets), with
     /// exponential backoff and jitter (default 3).
     pub max_attempts: u32,
+    /// Whether a retry layer above this store (`s3dlio_store_core::RetryStore`, which the
+    /// CLI and the Python module put over every store) retries whole operations. Then the
+    /// SDK makes one attempt per operation, retries only the sub-requests the layer cannot
+    /// see (multipart parts, the ranged GETs after a large read's first), up to
+    /// `max_attempts`, and returns their last error as final, so attempts never multiply.
+    /// Default false: the SDK retries every request up to `max_attempts`.
+    pub outer_retries: bool,
     /// Timeout to connect (default 10 s).
     pub connect_timeout: Duration,
     /// Timeout of one request attempt, body included (default none: large parts on slow
@@ -105,6 +112,7 @@ impl Default for S3Options {
             part_size: 8 * MIB,
             upload_concurrency: 8,
             max_attempts: 3,
+            outer_retries: false,
             connect_timeout: Duration::from_secs(10),
             attempt_timeout: None,
             read_timeout: Duration::from_secs(60),
@@ -278,7 +286,13 @@ impl S3Options {
             // A stalled body is caught by `read_timeout`; the SDK's own throughput monitor
             // would add timers and bookkeeping to every body on the hot path.
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts))
+            .retry_config(
+                RetryConfig::standard().with_max_attempts(if self.outer_retries {
+                    1
+                } else {
+                    self.max_attempts
+                }),
+            )
             .timeout_config({
                 let mut t = TimeoutConfig::builder()
                     .connect_timeout(self.connect_timeout)
@@ -306,6 +320,27 @@ impl S3Options {
             conf = conf.region(Region::new("us-east-1"));
         }
         Ok(Client::from_conf(conf.build()))
+    }
+}
+
+impl S3Options {
+    /// For a sub-request of one operation (a multipart part, a ranged part GET): the SDK's
+    /// retries when a layer above retries whole operations (see `outer_retries`), else
+    /// nothing to change.
+    pub(crate) fn part_retries(&self) -> Option<aws_sdk_s3::config::Builder> {
+        self.outer_retries.then(|| {
+            aws_sdk_s3::config::Builder::default()
+                .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts))
+        })
+    }
+
+    /// A sub-request's error: final when the SDK already retried it for a layer above.
+    pub(crate) fn part_error(&self, e: Error) -> Error {
+        if self.outer_retries && self.max_attempts > 1 {
+            e.set_retryable(false)
+        } else {
+            e
+        }
     }
 }
 

@@ -106,9 +106,13 @@ where
                     ),
                 )
             } else {
+                // The connector calls a connection closed before the answer came (hyper's
+                // IncompleteMessage) a transient "other" failure: a reset, like an I/O one.
+                let transient =
+                    d.as_other() == Some(aws_smithy_types::retry::ErrorKind::TransientError);
                 let kind = if d.is_timeout() {
                     ErrorKind::Timeout
-                } else if d.is_io() {
+                } else if d.is_io() || transient {
                     ErrorKind::Interrupted
                 } else {
                     ErrorKind::Other
@@ -116,7 +120,7 @@ where
                 // The context names the endpoint and the OS error (e.g. connection refused).
                 (
                     kind,
-                    d.is_timeout() || d.is_io(),
+                    d.is_timeout() || d.is_io() || transient,
                     format!("could not send the request: {context}"),
                 )
             }

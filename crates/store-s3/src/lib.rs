@@ -74,6 +74,12 @@ impl S3Factory {
         }
     }
 
+    /// Set [`S3Options::outer_retries`] (a retry layer above retries whole operations).
+    pub fn outer_retries(mut self, on: bool) -> Self {
+        self.options.outer_retries = on;
+        self
+    }
+
     /// A factory with default options and `S3DLIO_*` tuning from the environment.
     pub fn from_env() -> Self {
         Self {
@@ -115,13 +121,19 @@ impl StoreFactory for S3Factory {
 
 /// Register `s3://` in `registry`, configured from the environment (AWS_* and the
 /// `S3DLIO_*` tuning variables, see [`S3Options::with_env_overrides`]).
+///
+/// In a registry with a retry policy (`Registry::set_retry_policy`, set first), the layer
+/// retries whole operations and the SDK only their sub-requests
+/// ([`S3Options::outer_retries`]); the same holds for [`register_with`].
 pub fn register(registry: &mut Registry) {
-    registry.register(Scheme::S3, S3Factory::from_env());
+    let outer = registry.retry_policy().is_some();
+    registry.register(Scheme::S3, S3Factory::from_env().outer_retries(outer));
 }
 
 /// Register `s3://` in `registry` with explicit options.
 pub fn register_with(registry: &mut Registry, options: S3Options) {
-    registry.register(Scheme::S3, S3Factory::new(options));
+    let outer = registry.retry_policy().is_some();
+    registry.register(Scheme::S3, S3Factory::new(options).outer_retries(outer));
 }
 
 // The README's examples are compiled as doctests.

@@ -43,13 +43,13 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
         // Unknown start: one request for the whole suffix.
         Some(ByteRange::Suffix(n)) => Some(format!("bytes=-{n}")),
     };
-    let resp = match send_get(shared, key, first, opts.if_match.as_deref()).await {
+    let resp = match send_get(shared, key, first, opts.if_match.as_deref(), false).await {
         Ok(r) => r,
         Err((e, status)) => {
             if status == Some(416) {
                 match opts.range {
                     // An empty object has no byte 0: read it plainly.
-                    None => send_get(shared, key, None, opts.if_match.as_deref())
+                    None => send_get(shared, key, None, opts.if_match.as_deref(), false)
                         .await
                         .map_err(|(e, _)| ctx(e))?,
                     // A suffix of an empty object is empty (servers disagree; we do not).
@@ -119,6 +119,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
         shared.opts.get_part_size as u64,
         shared.opts.get_concurrency,
     )
+    .with_attempts(shared.opts.max_attempts)
     .with_pool(Arc::clone(&shared.pool));
     Ok(GetResult {
         meta,
@@ -134,20 +135,36 @@ async fn send_get(
     key: &str,
     range: Option<String>,
     if_match: Option<&str>,
+    part: bool,
 ) -> std::result::Result<GetObjectOutput, (Error, Option<u16>)> {
-    shared
+    let req = shared
         .client
         .get_object()
         .bucket(&shared.bucket)
         .key(key)
         .set_range(range)
         .set_if_match(if_match.map(str::to_owned))
-        .send()
-        .await
-        .map_err(|e| {
-            let status = status_of(&e);
-            (sdk_error(e, Operation::Get, &shared.uri(key)), status)
-        })
+        .customize();
+    // The parts after the first are sub-requests a retry layer above cannot see.
+    let retries = shared.opts.part_retries().filter(|_| part);
+    match retries {
+        Some(r) => req.config_override(r),
+        None => req,
+    }
+    .send()
+    .await
+    .map_err(|e| {
+        let status = status_of(&e);
+        let err = sdk_error(e, Operation::Get, &shared.uri(key));
+        (
+            if part {
+                shared.opts.part_error(err)
+            } else {
+                err
+            },
+            status,
+        )
+    })
 }
 
 async fn shared_head_size(shared: &Shared, key: &str) -> Result<u64> {
@@ -281,7 +298,7 @@ async fn fetch_part(
     range: Range<u64>,
 ) -> Result<SdkStream> {
     let header = format!("bytes={}-{}", range.start, range.end - 1);
-    let resp = send_get(shared, key, Some(header), etag)
+    let resp = send_get(shared, key, Some(header), etag, true)
         .await
         .map_err(|(e, status)| {
             if status == Some(412) {

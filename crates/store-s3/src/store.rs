@@ -167,7 +167,7 @@ impl S3Store {
     }
 
     async fn put_single(&self, key: &str, data: Bytes, opts: &PutOptions) -> Result<PutResult> {
-        put_object(&self.shared, key, data, opts).await
+        put_object(&self.shared, key, data, opts, false).await
     }
 
     /// Copy through a multipart upload of `UploadPartCopy` parts: needed above 5 GiB, and
@@ -319,12 +319,14 @@ pub(crate) async fn abort_upload(s: &Shared, key: &str, upload_id: &str) {
 }
 
 /// One PutObject with the write mode's condition and, optionally, a CRC32C the server
-/// verifies instead of a signed SHA-256 of the payload.
+/// verifies instead of a signed SHA-256 of the payload. `part`: it completes a streamed
+/// write, a sub-request a retry layer above cannot repeat (see `S3Options::outer_retries`).
 pub(crate) async fn put_object(
     s: &Shared,
     key: &str,
     data: Bytes,
     opts: &PutOptions,
+    part: bool,
 ) -> Result<PutResult> {
     let size = data.len() as u64;
     let (if_none_match, if_match) = conditions(&opts.mode);
@@ -347,11 +349,23 @@ pub(crate) async fn put_object(
     if s.opts.upload_integrity != UploadIntegrity::SignedPayload {
         req = req.disable_payload_signing();
     }
+    let retries = s
+        .opts
+        .part_retries()
+        .filter(|_| part && opts.mode == PutMode::Overwrite);
+    if let Some(r) = retries {
+        req = req.config_override(r);
+    }
     let out = req.send().await.map_err(|e| {
-        created_conflict(
+        let e = created_conflict(
             sdk_error(e, Operation::Put, &s.uri(key)),
             opts.mode == PutMode::Create,
-        )
+        );
+        if part {
+            s.opts.part_error(e)
+        } else {
+            e
+        }
     })?;
     Ok(PutResult {
         etag: out.e_tag().map(str::to_owned),

@@ -87,10 +87,14 @@ impl S3Writer {
         if s.opts.upload_integrity == UploadIntegrity::Crc32c {
             req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C);
         }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| sdk_error(e, Operation::Write, &self.uri()))?;
+        let mut req = req.customize();
+        if let Some(retries) = s.opts.part_retries() {
+            req = req.config_override(retries);
+        }
+        let out = req.send().await.map_err(|e| {
+            s.opts
+                .part_error(sdk_error(e, Operation::Write, &self.uri()))
+        })?;
         let id = out
             .upload_id()
             .ok_or_else(|| Error::other("CreateMultipartUpload returned no upload id"))?;
@@ -130,10 +134,13 @@ impl S3Writer {
             if shared.opts.upload_integrity != UploadIntegrity::SignedPayload {
                 req = req.disable_payload_signing();
             }
+            if let Some(retries) = shared.opts.part_retries() {
+                req = req.config_override(retries);
+            }
             let out = req
                 .send()
                 .await
-                .map_err(|e| sdk_error(e, Operation::Write, &uri))?;
+                .map_err(|e| shared.opts.part_error(sdk_error(e, Operation::Write, &uri)))?;
             Ok(CompletedPart::builder()
                 .part_number(n as i32)
                 .set_e_tag(out.e_tag().map(str::to_owned))
@@ -217,7 +224,7 @@ impl ObjectWriter for S3Writer {
             let n = self.pending.len();
             let body = self.pending.take_contiguous(n);
             self.finished = true;
-            return put_object(&self.shared, &self.key, body, &self.opts).await;
+            return put_object(&self.shared, &self.key, body, &self.opts, true).await;
         };
         let result: Result<PutResult> = async {
             let rest = self.pending.len();
@@ -245,14 +252,26 @@ impl ObjectWriter for S3Writer {
                 )
                 .set_if_none_match(if_none_match)
                 .set_if_match(if_match)
-                .send()
-                .await
-                .map_err(|e| {
-                    created_conflict(
-                        sdk_error(e, Operation::Complete, &s.uri(&self.key)),
-                        self.opts.mode == PutMode::Create,
-                    )
-                })?;
+                .customize();
+            // Under a retry layer, completing is a sub-request of a streamed write; a
+            // conditional one is not repeated (a lost answer to our own success would
+            // come back as a conflict).
+            let retries = s
+                .opts
+                .part_retries()
+                .filter(|_| self.opts.mode == PutMode::Overwrite);
+            let out = match retries {
+                Some(r) => out.config_override(r),
+                None => out,
+            }
+            .send()
+            .await
+            .map_err(|e| {
+                s.opts.part_error(created_conflict(
+                    sdk_error(e, Operation::Complete, &s.uri(&self.key)),
+                    self.opts.mode == PutMode::Create,
+                ))
+            })?;
             Ok(PutResult {
                 etag: out.e_tag().map(str::to_owned),
                 size: self.written,

@@ -16,7 +16,7 @@ use futures::stream::{self, StreamExt};
 use s3dlio_metrics::{
     finalize_op_log, init_op_log_with, GlobalOpLog, Metrics, ObservedStore, OpLogConfig, Tracing,
 };
-use s3dlio_store_core::{Error, ObjectStore, ObjectUri, Registry};
+use s3dlio_store_core::{Error, ObjectStore, ObjectUri, Registry, RetryPolicy};
 use s3dlio_store_s3::S3Options;
 use tracing::level_filters::LevelFilter;
 
@@ -103,6 +103,9 @@ pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
 impl Ctx {
     pub fn new(flags: S3Flags, json: bool, observers: Option<Observers>) -> CliResult<Self> {
         let mut registry = Registry::new();
+        // Every store gets the retry layer (S3DLIO_RETRY=off: none), set before the
+        // backends register so they leave whole operations to it.
+        registry.set_retry_policy(RetryPolicy::from_env()?);
         s3dlio_store_fs::register(&mut registry);
         s3dlio_directio::register(&mut registry);
         if flags.any() {
