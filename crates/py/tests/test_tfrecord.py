@@ -4,6 +4,7 @@ import os
 
 import pytest
 import s3dlio
+from conftest import need
 
 
 def _frame(data):
@@ -20,7 +21,7 @@ def _frame(data):
 
 
 def test_readme_example_matches_tfrecord2idx(tmp_path):
-    pytest.importorskip("tfrecord")
+    need("tfrecord")
     from tfrecord.tools.tfrecord2idx import create_index
 
     path = tmp_path / "train.tfrecord"

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import s3dlio
+from conftest import need
 
 
 def crc32c(data: bytes) -> int:
@@ -18,7 +19,7 @@ def crc32c(data: bytes) -> int:
 
 
 def test_readme_form_attributes_and_zstd(base):
-    zstd = pytest.importorskip("zstandard")
+    zstd = need("zstandard")
     options = s3dlio.PyWriterOptions()
     options.compression = "zstd"
     options.compression_level = 3

@@ -1,7 +1,7 @@
 """Type stubs of the native module (checked against it by mypy.stubtest in `cargo xtask test`)."""
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union, final
 
 from typing_extensions import Buffer
@@ -41,6 +41,8 @@ __all__ = [
     "create_filesystem_writer",
     "create_direct_filesystem_writer",
     "PyCheckpointStore",
+    "PyCheckpointWriter",
+    "PyCheckpointReader",
     "PyDataset",
     "PyAsyncLoader",
     "PyBatches",
@@ -120,6 +122,42 @@ class PyCheckpointStore:
     def list_checkpoints(self) -> builtins.list[dict[str, Any]]: ...
     def delete_checkpoint(self, step: int) -> None: ...
     def keep_last(self, n: int) -> builtins.list[int]: ...
+    def writer(
+        self, world_size: int, rank: int, save_id: Optional[str] = None, timeout: float = 600.0
+    ) -> PyCheckpointWriter: ...
+    def reader(self) -> PyCheckpointReader: ...
+
+@final
+class PyCheckpointWriter:
+    """One rank's part of a distributed step checkpoint; rank 0 commits."""
+
+    @property
+    def rank(self) -> int: ...
+    @property
+    def world_size(self) -> int: ...
+    def save_distributed_shard(
+        self,
+        step: int,
+        epoch: Optional[int],
+        framework: Optional[str],
+        data: Buffer,
+        user_meta: Optional[dict[str, str]] = None,
+    ) -> Optional[dict[str, Any]]: ...
+    def save_shards(
+        self,
+        step: int,
+        shards: Union[Mapping[str, Buffer], Sequence[tuple[str, Buffer]]],
+        epoch: Optional[int] = None,
+        framework: Optional[str] = None,
+        user_meta: Optional[dict[str, str]] = None,
+    ) -> Optional[dict[str, Any]]: ...
+
+@final
+class PyCheckpointReader:
+    def load_latest_manifest(self) -> Optional[dict[str, Any]]: ...
+    def manifest(self, step: Optional[int] = None) -> dict[str, Any]: ...
+    def load_shard(self, rank: int = 0, name: str = "data", step: Optional[int] = None) -> BytesView: ...
+    def load_rank(self, rank: int = 0, step: Optional[int] = None) -> dict[str, BytesView]: ...
 
 @final
 class PyBatches:
@@ -139,6 +177,7 @@ class PyAsyncLoader:
 class PyDataset:
     def __len__(self) -> int: ...
     def __getitem__(self, index: int) -> BytesView: ...
+    def get_many(self, indices: Sequence[int]) -> builtins.list[BytesView]: ...
     def __iter__(self) -> PyBatches: ...
 
 def create_dataset(uri: str, options: Optional[dict[str, Any]] = None) -> PyDataset: ...
