@@ -23,6 +23,10 @@ import os
 import resource
 import sys
 import time
+import warnings
+
+# torch warns on import when numpy is absent; the peers venv does without it.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
 def cpu_seconds():

@@ -64,7 +64,10 @@ pub fn panels(lines: &[String]) -> Vec<Panel> {
             .filter_map(|k| row.get(*k).and_then(Value::as_str))
             .collect();
         let title = if group.is_empty() {
-            "all".to_owned()
+            row.get("suite")
+                .and_then(Value::as_str)
+                .unwrap_or("all")
+                .to_owned()
         } else {
             group.join(" / ")
         };

@@ -84,6 +84,7 @@ pub fn limits_suite(
             &format!("count={count}"),
             "oflag=direct",
             "conv=fsync",
+            "status=none",
         ])
     });
     match write {
@@ -99,7 +100,7 @@ pub fn limits_suite(
             rows.push((
                 "disk read (O_DIRECT)",
                 format!("`dd bs=4M iflag=direct` of the same {} MiB", disk / MIB),
-                best(&|| dd(&[&inf, "of=/dev/null", "bs=4M", "iflag=direct"]))?,
+                best(&|| dd(&[&inf, "of=/dev/null", "bs=4M", "iflag=direct", "status=none"]))?,
             ));
         }
         Err(e) => {
