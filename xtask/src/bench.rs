@@ -12,7 +12,17 @@ use crate::measure::{measure, median, Sample};
 use crate::{cargo, root};
 
 const SUITES: &[&str] = &[
-    "file", "direct", "s3", "az", "loader", "datagen", "metrics", "tfrecord",
+    "limits",
+    "file",
+    "direct",
+    "s3",
+    "az",
+    "loader",
+    "checkpoint",
+    "datagen",
+    "python",
+    "metrics",
+    "tfrecord",
 ];
 
 pub struct Options {
@@ -23,6 +33,8 @@ pub struct Options {
     pub endpoint: Option<String>,
     /// `--bucket`: an existing bucket to work in instead of a fresh one.
     pub bucket: Option<String>,
+    /// `--compare`: an earlier run's JSON to print the changes against.
+    pub compare: Option<PathBuf>,
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -33,6 +45,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         data_dir: root().join("target/bench-data"),
         endpoint: None,
         bucket: None,
+        compare: None,
     };
     let mut runs = None;
     let mut it = args.iter();
@@ -60,6 +73,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 opts.endpoint = Some(v.trim_end_matches('/').to_owned());
             }
             "--bucket" => opts.bucket = Some(it.next().ok_or("--bucket needs a name")?.clone()),
+            "--compare" => {
+                let v = PathBuf::from(it.next().ok_or("--compare needs a JSON file")?);
+                // Read now: a bad path should not wait for the whole bench to fail.
+                std::fs::read_to_string(&v).map_err(|e| format!("{}: {e}", v.display()))?;
+                opts.compare = Some(v);
+            }
             "all" => suites.extend(SUITES.iter().map(|s| s.to_string())),
             s if SUITES.contains(&s) => suites.push(s.to_owned()),
             other => {
@@ -84,6 +103,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for suite in &suites {
         let (mut r, mut j) = (String::new(), Vec::new());
         match suite.as_str() {
+            "limits" => crate::limits::limits_suite(&opts, &mut r, &mut j)?,
             "file" => file_suite(&opts, &mut r, &mut j)?,
             "s3" => failed.extend(crate::s3bench::s3_suite(&opts, &mut r, &mut j)?),
             "az" => failed.extend(crate::azbench::az_suite(&opts, &mut r, &mut j)?),
@@ -91,10 +111,32 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "metrics" => crate::metricsbench::metrics_suite(&opts, &mut r, &mut j)?,
             "direct" => crate::directbench::direct_suite(&opts, &mut r, &mut j)?,
             "loader" => failed.extend(crate::loaderbench::loader_suite(&opts, &mut r, &mut j)?),
+            "python" => failed.extend(crate::s3bench::python_suite(&opts, &mut r, &mut j)?),
+            "checkpoint" => failed.extend(crate::checkpointbench::checkpoint_suite(
+                &opts, &mut r, &mut j,
+            )?),
             "tfrecord" => {
                 failed.extend(crate::tfrecordbench::tfrecord_suite(&opts, &mut r, &mut j)?)
             }
             _ => unreachable!("suites are validated above"),
+        }
+        // The suite's chart, beside its report (target/bench/ and, for full runs,
+        // docs/bench/), linked from it.
+        let panels = crate::chart::panels(&j);
+        let title = format!(
+            "cargo xtask bench {suite}{}",
+            if opts.quick { " --quick" } else { "" }
+        );
+        let mut drawn = false;
+        for dir in chart_dirs(&opts) {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            drawn = crate::chart::write_svg(&dir.join(format!("{suite}.svg")), &title, &panels)?;
+        }
+        if drawn {
+            let _ = writeln!(
+                r,
+                "![{suite}: throughput per contender, ours in blue]({suite}.svg)\n"
+            );
         }
         report += &r;
         json.extend(j.iter().cloned());
@@ -120,11 +162,50 @@ pub fn run(args: &[String]) -> Result<(), String> {
             write(&docs.join("latest.json"), &as_json(&json))?;
         }
     }
+    if let Some(old) = &opts.compare {
+        let text = std::fs::read_to_string(old).map_err(|e| format!("{}: {e}", old.display()))?;
+        println!(
+            "\n## Change against {}\n\n{}",
+            old.display(),
+            crate::compare::compare(&text, &as_json(&json))
+                .map_err(|e| format!("{}: {e}", old.display()))?
+        );
+    }
     if !failed.is_empty() {
         // The report shows what failed; the exit status says that something did.
         return Err(format!("runs failed: {}", failed.join(", ")));
     }
     Ok(())
+}
+
+/// The order contenders run in on run number `run`: A B C ..., then ... C B A, so no one
+/// always goes first.
+pub fn run_order(run: usize, contenders: usize) -> Vec<usize> {
+    if run % 2 == 0 {
+        (0..contenders).collect()
+    } else {
+        (0..contenders).rev().collect()
+    }
+}
+
+/// The line a `--quick` report starts with.
+pub fn quick_note(opts: &Options, report: &mut String) {
+    if opts.quick {
+        let _ = writeln!(
+            report,
+            "**Quick run** (`--quick`): small data, built in the dev profile; a smoke test of \
+             the harness, not numbers to judge.\n"
+        );
+    }
+}
+
+/// Where charts go: target/bench, and docs/bench for full runs.
+fn chart_dirs(opts: &Options) -> Vec<PathBuf> {
+    let mut dirs = vec![root().join("target/bench")];
+    if !opts.quick {
+        dirs.push(root().join("docs/bench"));
+    }
+    dirs
 }
 
 pub fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -330,12 +411,7 @@ fn file_suite(opts: &Options, report: &mut String, json: &mut Vec<String>) -> Re
         measure(Command::new("cat").args(w.files()), false)?;
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); contenders.len()];
         for run in 0..opts.runs {
-            // A B, then B A, so neither always goes first.
-            let order: Vec<usize> = if run % 2 == 0 {
-                (0..contenders.len()).collect()
-            } else {
-                (0..contenders.len()).rev().collect()
-            };
+            let order = run_order(run, contenders.len());
             for i in order {
                 let c = &contenders[i];
                 let s = measure(&mut (c.command)(w), c.capture)?;

@@ -65,13 +65,7 @@ pub fn datagen_suite(
         ("16", "64MiB", "1")
     };
     let _ = writeln!(report, "## Synthetic data generation (`s3-cli put`)\n");
-    if opts.quick {
-        let _ = writeln!(
-            report,
-            "**Quick run** (`--quick`): small data, built in the dev profile; a smoke test of \
-             the harness, not numbers to judge.\n"
-        );
-    }
+    crate::bench::quick_note(opts, report);
     let _ = writeln!(
         report,
         "One thread generates {count} objects of {size} with `put`'s generator and chunk \

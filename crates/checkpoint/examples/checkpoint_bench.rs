@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! checkpoint_bench file:///tmp/ckpt-bench/ [--size 2GiB] [--ranks 4] [--part-size 64MiB]
-//!                  [--zstd LEVEL] [--op both|save|load|raw] [--keep]
+//!                  [--zstd LEVEL] [--op both|save|load|raw|raw-put|raw-get] [--keep]
 //! ```
 //!
 //! `--op raw` is the baseline on the same store: one plain PUT of each rank's shard
-//! (`raw_put`), then one whole GET of each (`raw_get`), concurrently.
+//! (`raw_put`), then one whole GET of each (`raw_get`), concurrently. `--op raw-put --keep`
+//! then `--op raw-get` runs them as two processes.
 //!
 //! `save` stores every rank's shard and publishes (rank 0 waits for the others' markers,
 //! writes the manifest and moves `latest`); `load` reads the latest checkpoint's shards, each
@@ -17,8 +18,8 @@
 //! user + system CPU over the phase (`getrusage`). Without `--keep`, everything under the
 //! URI is deleted at the end (`--op save --keep` then `--op load` measures a cold load).
 //!
-//! Only `file://` is registered here; a build that adds a backend registers it in
-//! [`register_backends`].
+//! `file://` and `s3://` URIs (the latter with endpoint and credentials from the standard AWS
+//! environment: `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use s3dlio_checkpoint::{CheckpointStore, Config, SaveOptions};
 use s3dlio_store_core::{parse_size, ObjectStore, ObjectStoreExt, Registry};
 
 const USAGE: &str = "usage: checkpoint_bench URI [--size 2GiB] [--ranks 4] [--part-size 64MiB] \
-                     [--zstd LEVEL] [--op both|save|load|raw] [--keep]";
+                     [--zstd LEVEL] [--op both|save|load|raw|raw-put|raw-get] [--keep]";
 
 struct Args {
     uri: String,
@@ -64,7 +65,11 @@ fn parse() -> Result<Args, String> {
             "--part-size" => a.part_size = size(&v)?,
             "--ranks" => a.ranks = v.parse().map_err(|_| format!("--ranks: '{v}'"))?,
             "--zstd" => a.zstd = Some(v.parse().map_err(|_| format!("--zstd: '{v}'"))?),
-            "--op" if ["both", "save", "load", "raw"].contains(&v.as_str()) => a.op = v,
+            "--op"
+                if ["both", "save", "load", "raw", "raw-put", "raw-get"].contains(&v.as_str()) =>
+            {
+                a.op = v
+            }
             other => return Err(format!("bad option '{other} {v}'\n{USAGE}")),
         }
     }
@@ -77,6 +82,7 @@ fn parse() -> Result<Args, String> {
 /// The schemes this benchmark can open.
 fn register_backends(registry: &mut Registry) {
     s3dlio_store_fs::register(registry);
+    s3dlio_store_s3::register(registry);
 }
 
 /// Incompressible bytes, distinct per rank.
@@ -175,46 +181,61 @@ async fn load(ck: &CheckpointStore) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Plain PUTs then GETs of the same shards, for comparison.
-async fn raw(store: &Arc<dyn ObjectStore>, prefix: &str, a: &Args) -> Result<(), BoxError> {
+/// Plain PUTs (`put`) then whole GETs (`get`) of the same shards, each concurrently, for
+/// comparison.
+async fn raw(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    a: &Args,
+    put: bool,
+    get: bool,
+) -> Result<(), BoxError> {
     let per_rank = (a.size / u64::from(a.ranks)) as usize;
-    let shards: Vec<Bytes> = (0..a.ranks).map(|r| shard(r, per_rank)).collect();
     let key = |r: usize| format!("{prefix}raw/shard-{r:05}");
     let total = per_rank as u64 * u64::from(a.ranks);
-    let (start, cpu0) = (Instant::now(), cpu_time());
-    let puts: Vec<_> = shards
-        .into_iter()
-        .enumerate()
-        .map(|(r, data)| {
-            let (store, k) = (Arc::clone(store), key(r));
-            tokio::spawn(async move { store.put_bytes(&k, data).await })
-        })
-        .collect();
-    for t in puts {
-        t.await??;
+    if put {
+        let shards: Vec<Bytes> = (0..a.ranks).map(|r| shard(r, per_rank)).collect();
+        let (start, cpu0) = (Instant::now(), cpu_time());
+        let puts: Vec<_> = shards
+            .into_iter()
+            .enumerate()
+            .map(|(r, data)| {
+                let (store, k) = (Arc::clone(store), key(r));
+                tokio::spawn(async move { store.put_bytes(&k, data).await })
+            })
+            .collect();
+        for t in puts {
+            t.await??;
+        }
+        report(
+            "raw_put",
+            total,
+            start.elapsed(),
+            cpu_time().saturating_sub(cpu0),
+        );
     }
-    report(
-        "raw_put",
-        total,
-        start.elapsed(),
-        cpu_time().saturating_sub(cpu0),
-    );
-    let (start, cpu0) = (Instant::now(), cpu_time());
-    let gets: Vec<_> = (0..a.ranks as usize)
-        .map(|r| {
-            let (store, k) = (Arc::clone(store), key(r));
-            tokio::spawn(async move { store.get_bytes(&k).await.map(|b| b.len()) })
-        })
-        .collect();
-    for t in gets {
-        t.await??;
+    if get {
+        let (start, cpu0) = (Instant::now(), cpu_time());
+        let gets: Vec<_> = (0..a.ranks as usize)
+            .map(|r| {
+                let (store, k) = (Arc::clone(store), key(r));
+                tokio::spawn(async move { store.get_bytes(&k).await.map(|b| b.len()) })
+            })
+            .collect();
+        let mut bytes = 0u64;
+        for t in gets {
+            bytes += t.await?? as u64;
+        }
+        if bytes != total {
+            return Err(format!("raw GETs read {bytes} bytes, expected {total}").into());
+        }
+        report(
+            "raw_get",
+            total,
+            start.elapsed(),
+            cpu_time().saturating_sub(cpu0),
+        );
     }
-    report(
-        "raw_get",
-        total,
-        start.elapsed(),
-        cpu_time().saturating_sub(cpu0),
-    );
     Ok(())
 }
 
@@ -234,8 +255,8 @@ fn main() -> Result<(), BoxError> {
         if a.op == "both" || a.op == "save" {
             save(&ck, &a).await?;
         }
-        if a.op == "raw" {
-            raw(&store, &prefix, &a).await?;
+        if a.op.starts_with("raw") {
+            raw(&store, &prefix, &a, a.op != "raw-get", a.op != "raw-put").await?;
         } else if a.op != "save" {
             load(&ck).await?;
         }

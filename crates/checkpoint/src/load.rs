@@ -153,12 +153,15 @@ impl CheckpointStore {
         })?;
         // Several parts: one buffer cut into owned pieces, each filled (and checksummed) by
         // a task of its own, so copies and CRCs run on every core; the pieces are contiguous
-        // and join back without a copy.
+        // and join back without a copy. The buffer is not zeroed first: each piece starts
+        // empty with its capacity and is filled once (zeroing would write every byte twice).
         let shard = Arc::new(s.clone());
-        let mut rest = BytesMut::zeroed(len);
+        let mut rest = BytesMut::with_capacity(len);
         let mut pieces = Vec::new();
         for (i, off, n) in plan(s, self.config.range_size) {
-            pieces.push((i, off, rest.split_to(n)));
+            // `split_off` cuts by capacity: `rest` keeps the first n bytes of room.
+            let tail = rest.split_off(n);
+            pieces.push((i, off, std::mem::replace(&mut rest, tail)));
         }
         let step = m.step;
         let mut done: Vec<(usize, u64, u64, u32, BytesMut)> = stream::iter(pieces)
@@ -170,9 +173,9 @@ impl CheckpointStore {
                         shard: &shard,
                     };
                     let p = &shard.parts[i];
-                    let crc = ck
-                        .read_job(&at, p, shard.compression, off, &mut piece)
-                        .await?;
+                    let want = piece.capacity();
+                    let (data, crc) = ck.read_job(&at, p, shard.compression, off, want).await?;
+                    piece.extend_from_slice(&data);
                     Ok::<_, Error>((i, off, piece.len() as u64, crc, piece))
                 })
             })
@@ -235,9 +238,10 @@ impl CheckpointStore {
             .into_iter()
             .map(|(i, off, slot)| async move {
                 let n = slot.len() as u64;
-                let crc = self
-                    .read_job(at, &s.parts[i], s.compression, off, slot)
+                let (data, crc) = self
+                    .read_job(at, &s.parts[i], s.compression, off, slot.len())
                     .await?;
+                slot.copy_from_slice(&data);
                 Ok::<_, Error>((i, off, n, crc))
             })
             .collect();
@@ -249,22 +253,22 @@ impl CheckpointStore {
         check_sums(at, done)
     }
 
-    /// Fill `slot` with the bytes of part `p` from `off` (a whole part, when compressed);
-    /// returns their CRC32C.
+    /// The `len` bytes of part `p` from `off` (a whole part, decompressed and verified, when
+    /// compressed), checked to be exactly `len` long, and their CRC32C.
     async fn read_job(
         &self,
         at: &Where<'_>,
         p: &PartEntry,
         c: Compression,
         off: u64,
-        slot: &mut [u8],
-    ) -> Result<u32> {
+        len: usize,
+    ) -> Result<(Bytes, u32)> {
         if c != Compression::None {
             let data = self.fetch_part(at, p, c).await?;
-            slot.copy_from_slice(&data);
-            return Ok(p.raw_crc32c);
+            at.check_len(p, len as u64, data.len() as u64)?;
+            return Ok((data, p.raw_crc32c));
         }
-        let len = slot.len() as u64;
+        let len = len as u64;
         let data = self
             .store
             .get_range(&self.key(&p.key), ByteRange::from(off..off + len))
@@ -280,8 +284,8 @@ impl CheckpointStore {
                 ),
             ));
         }
-        slot.copy_from_slice(&data);
-        Ok(crc32c::crc32c(slot))
+        let crc = crc32c::crc32c(&data);
+        Ok((data, crc))
     }
 
     /// One part, whole, verified (and decompressed).
