@@ -8,6 +8,7 @@
 //!   virtualenv and imported there.
 //! - `cargo xtask servers` — start those servers (and Azurite) for a developer's shell,
 //!   until Ctrl-C.
+//! - `cargo xtask fuzz [--cases N]` — the parsers' fuzz properties with many inputs.
 //! - `cargo xtask soak [--minutes N]` — the soak run (`crates/cli/examples/soak.rs`)
 //!   against the servers of `test`, with faults injected; see `docs/RELIABILITY.md`.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Some("wheel") => python::wheel(&args[1..]),
         Some("servers") => serve(&args[1..]),
         Some("soak") => soak(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -82,6 +84,9 @@ commands:
                                 requests), for N minutes (default 1; fractions allowed);
                                 reports operations, errors by kind, faults, mismatches
         --fault-rate R          share of requests that fail (default 0.1)
+  fuzz [--cases N]              the parsers' fuzz properties (URI, size/count/duration,
+                                TFRecord, DALI index, op-log) with N random inputs each
+                                (default 200000; `test` runs 2000)
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: limits,
                                 file, s3, direct, az, loader, checkpoint, python, datagen,
                                 metrics, tfrecord, all; none given: all)
@@ -233,6 +238,37 @@ fn test(args: &[String]) -> Result<(), String> {
         }
     }
     result
+}
+
+/// The crates with `tests/fuzz.rs`, the parsers' fuzz properties.
+const FUZZED: [&str; 3] = [
+    "s3dlio-store-core",
+    "s3dlio-tfrecord-index",
+    "s3dlio-metrics",
+];
+
+/// `cargo xtask fuzz`: the fuzz properties with many more inputs than `test` gives them.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let cases = match args {
+        [] => 200_000u64,
+        [flag, n] if flag == "--cases" => n
+            .parse()
+            .map_err(|_| format!("fuzz: --cases takes a number, not '{n}'"))?,
+        _ => return Err(format!("fuzz: unknown arguments {args:?}")),
+    };
+    let mut c = cargo();
+    c.arg("test");
+    for p in FUZZED {
+        c.args(["-p", p]);
+    }
+    c.args(["--test", "fuzz"])
+        .env("S3DLIO_FUZZ_CASES", cases.to_string());
+    run(&mut c)?;
+    eprintln!(
+        "xtask: fuzz: {cases} inputs for each of the properties in {}",
+        FUZZED.join(", ")
+    );
+    Ok(())
 }
 
 /// `cargo xtask soak`: the soak example against freshly started servers.

@@ -93,3 +93,43 @@ fn suite_fails_a_backend_that_truncates_bodies() {
     let failed: Vec<&str> = report.failed.iter().map(|(n, _)| *n).collect();
     assert!(failed.contains(&"round_trip_sizes"), "{report:?}");
 }
+
+/// The retry layer keeps the guarantees of the store below it, even while that store fails
+/// every 4th call of each kind and cuts every 4th body midway.
+#[test]
+fn suite_passes_through_the_retry_layer_under_faults() {
+    use s3dlio_store_core::{ErrorKind, Fault, FaultStore, Operation, RetryPolicy, RetryStore};
+    let report = run_all(|case| async move {
+        let faulty = FaultStore::new(MemoryStore::with_base_uri("mem://conformance/"));
+        for (op, fault) in [
+            (Operation::Get, Fault::ResetBody(3)),
+            // Throttled writes were not performed: safe to retry even when conditional.
+            (Operation::Put, Fault::Fail(ErrorKind::RateLimited)),
+            (Operation::Head, Fault::Fail(ErrorKind::Timeout)),
+            (Operation::List, Fault::Fail(ErrorKind::Interrupted)),
+            (Operation::Delete, Fault::Fail(ErrorKind::Interrupted)),
+            (Operation::Write, Fault::Fail(ErrorKind::RateLimited)),
+        ] {
+            faulty.add_periodic(Some(op), 4, fault);
+        }
+        let policy = RetryPolicy {
+            initial_backoff: std::time::Duration::from_millis(1),
+            max_backoff: std::time::Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        Fixture::new(
+            Arc::new(RetryStore::new(Arc::new(faulty), policy)),
+            format!("retry/{case}/"),
+        )
+    });
+    // One case may fail, and only in one way: a reader whose body was cut while a writer
+    // replaced the object cannot resume (the resume is pinned to the version it began
+    // with), so it fails with "precondition failed" instead of mixing two versions.
+    for (case, msg) in &report.failed {
+        assert!(
+            *case == "concurrent_writers" && msg.contains("precondition failed"),
+            "{case}: {msg}"
+        );
+    }
+    assert!(report.passed.len() >= 14, "{report:?}");
+}
