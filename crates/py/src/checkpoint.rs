@@ -492,15 +492,15 @@ impl PyCheckpointReader {
     }
 
     /// Shard `name` of `rank` in checkpoint `step` (default: the latest), verified.
-    #[pyo3(signature = (rank=0, name="data".to_owned(), step=None))]
+    #[pyo3(signature = (rank=0, name="data", step=None))]
     fn load_shard(
         &self,
         py: Python<'_>,
         rank: u32,
-        name: String,
+        name: &str,
         step: Option<u64>,
     ) -> PyResult<BytesView> {
-        let ck = self.store.clone();
+        let (ck, name) = (self.store.clone(), name.to_owned());
         block_on(py, move |_| async move {
             let m = Self::manifest_of(&ck, step).await?;
             ck.load_shard(&m, rank, &name)

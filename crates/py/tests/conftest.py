@@ -71,10 +71,21 @@ def s3_bucket():
     return f"s3://{BUCKET}"
 
 
+@pytest.fixture
+def s3_base(s3_bucket):
+    """A fresh S3 URI prefix ending in `/`."""
+    return f"{s3_bucket}/pytest-{uuid.uuid4().hex}/"
+
+
 @pytest.fixture(params=["file", "s3"])
 def base(request, tmp_path):
     """A fresh URI prefix ending in `/` on each backend."""
     if request.param == "file":
         return f"file://{tmp_path}/"
-    bucket = request.getfixturevalue("s3_bucket")
-    return f"{bucket}/pytest-{uuid.uuid4().hex}/"
+    return request.getfixturevalue("s3_base")
+
+
+def pytest_collection_modifyitems(items):
+    # JAX and TensorFlow start threads once used, and fork (DataLoader workers) is unsafe
+    # in a process with threads: their tests run last, after every fork-based test.
+    items.sort(key=lambda item: item.path.name == "test_jax_tf.py")

@@ -5,9 +5,19 @@ import pytest
 import s3dlio
 from conftest import need, numbered, numbers_of
 
-jnp = need("jax.numpy")
-tf = need("tensorflow")
-from s3dlio.jax_tf import JaxIterable, make_tf_dataset  # noqa: E402
+from s3dlio.jax_tf import JaxIterable, make_tf_dataset
+
+# Imported when the first test here runs (these run last: see conftest), not at collection.
+
+
+@pytest.fixture(scope="module")
+def jnp():
+    return need("jax.numpy")
+
+
+@pytest.fixture(scope="module")
+def tf():
+    return need("tensorflow")
 
 N, SIZE = 30, 32
 
@@ -18,7 +28,7 @@ def objects(base):
     return base + "jt/"
 
 
-def test_jax_iterable_yields_zero_copy_arrays(objects):
+def test_jax_iterable_yields_zero_copy_arrays(objects, jnp):
     arrays = list(JaxIterable(objects))
     assert numbers_of(arrays) == list(range(N))
     a = arrays[0]
@@ -31,7 +41,7 @@ def test_jax_iterable_yields_zero_copy_arrays(objects):
     assert total == sum(sum(numbered(i, SIZE)) for i in range(N))
 
 
-def test_jax_batches_shards_and_epochs(objects):
+def test_jax_batches_shards_and_epochs(objects, jnp):
     it = JaxIterable.from_prefix(objects, batch_size=8, shuffle=True, seed=4, batched=True)
     batches = list(it)
     assert [b.shape for b in batches] == [(8, SIZE)] * 3 + [(6, SIZE)]
@@ -47,7 +57,7 @@ def test_jax_batches_shards_and_epochs(objects):
     assert as_u32 == (SIZE // 4,)
 
 
-def test_tf_dataset_has_a_signature_and_reads_each_epoch(objects):
+def test_tf_dataset_has_a_signature_and_reads_each_epoch(objects, tf):
     ds = make_tf_dataset(objects, shuffle=True, seed=3)
     assert ds.element_spec == tf.TensorSpec(shape=(None,), dtype=tf.uint8)
     passes = list(ds.repeat(2).as_numpy_iterator())

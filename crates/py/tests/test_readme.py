@@ -198,7 +198,21 @@ assert zstandard.ZstdDecompressor().stream_reader(blob).read() == large_data
     run(COMPRESSION, prelude, checks, servers, tmp_path)
 
 
-def test_op_log(tmp_path):
+@pytest.fixture
+def removed_after():
+    """Paths an example writes outside the test's directory, removed afterwards unless they
+    were there before."""
+    paths = []
+    yield paths.extend
+    for p in paths:
+        if os.path.isdir(p):
+            shutil.rmtree(p, ignore_errors=True)
+        elif os.path.exists(p):
+            os.remove(p)
+
+
+def test_op_log(tmp_path, removed_after):
+    removed_after(["/tmp/python_ops.tsv.zst"])
     prelude = "import os\nif os.path.exists('/tmp/python_ops.tsv.zst'): os.remove('/tmp/python_ops.tsv.zst')\n"
     checks = """
 import zstandard
@@ -210,7 +224,8 @@ assert not s3dlio.is_op_log_active()
     run(OP_LOG, prelude, checks, {}, tmp_path)
 
 
-def test_checkpoint_store(tmp_path):
+def test_checkpoint_store(tmp_path, removed_after):
+    removed_after([] if os.path.exists("/tmp/checkpoints") else ["/tmp/checkpoints"])
     prelude = "import os, s3dlio\nyour_model_data = os.urandom(3 << 20)\n"
     checks = "assert loaded_data == your_model_data and len(loaded_data) == 3 << 20\n"
     run(CHECKPOINT, prelude, checks, {}, tmp_path)

@@ -1,6 +1,9 @@
 """TFRecord index functions, against the `tfrecord` PyPI package as the reference."""
 
+import importlib.util
 import os
+import subprocess
+import sys
 
 import pytest
 import s3dlio
@@ -20,10 +23,16 @@ def _frame(data):
     return n + struct.pack("<I", masked(n)) + data + struct.pack("<I", masked(data))
 
 
-def test_readme_example_matches_tfrecord2idx(tmp_path):
-    need("tfrecord")
-    from tfrecord.tools.tfrecord2idx import create_index
+def create_index(tfrecord, index):
+    """The `tfrecord` package's tfrecord2idx, in a fresh interpreter: its protobuf module
+    and TensorFlow's (imported by test_jax_tf.py) cannot share a process."""
+    if importlib.util.find_spec("tfrecord") is None:
+        need("tfrecord")  # skips by hand, fails under xtask
+    code = "import sys; from tfrecord.tools.tfrecord2idx import create_index as c; c(*sys.argv[1:])"
+    subprocess.run([sys.executable, "-c", code, tfrecord, index], check=True, timeout=120)
 
+
+def test_readme_example_matches_tfrecord2idx(tmp_path):
     path = tmp_path / "train.tfrecord"
     records = [os.urandom(n) for n in [0, 1, 1000, 70_000] + [50] * 50]
     with open(path, "wb") as f:
