@@ -63,6 +63,10 @@ fn prepare(dir: &Path, count: usize, size: usize) -> Result<(), String> {
 }
 
 type Make = Box<dyn Fn() -> Command>;
+/// A contender's name and its median run, or why it has none.
+type Named = (String, Result<Result_, String>);
+/// One run, and the server's CPU seconds over it.
+type ServerSample = (Sample, Option<f64>);
 
 pub fn loader_suite(
     opts: &Options,
@@ -320,8 +324,9 @@ fn measure_all(
     contenders: &[(String, Make)],
     count: usize,
     server: Option<u32>,
-) -> Result<Vec<(String, Result<Result_, String>)>, String> {
-    let mut samples: Vec<Result<Vec<(Sample, Option<f64>)>, String>> =
+) -> Result<Vec<Named>, String> {
+    // Per contender: its runs with the server's CPU meanwhile, or why it failed.
+    let mut samples: Vec<Result<Vec<ServerSample>, String>> =
         contenders.iter().map(|_| Ok(Vec::new())).collect();
     for run in 0..opts.runs {
         let order = crate::bench::run_order(run, contenders.len());
@@ -377,7 +382,7 @@ fn measure_all(
 /// failed.
 fn write_rows(
     backend: &str,
-    results: &[(String, Result<Result_, String>)],
+    results: &[Named],
     not_run: &[(String, String)],
     size: usize,
     opts: &Options,
