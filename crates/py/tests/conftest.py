@@ -23,7 +23,32 @@ if SEAWEEDFS:
     os.environ["AWS_REGION"] = "us-east-1"
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
+AZURITE = os.environ.get("S3DLIO_TEST_AZURITE")
+if AZURITE:
+    # Read when the module first opens an az:// store.
+    os.environ["AZURE_STORAGE_ACCOUNT"] = os.environ["S3DLIO_TEST_AZURITE_ACCOUNT"]
+    os.environ["AZURE_STORAGE_KEY"] = os.environ["S3DLIO_TEST_AZURITE_KEY"]
+    os.environ["AZURE_STORAGE_ENDPOINT"] = AZURITE
+
 BUCKET = "s3dlio-pytest"
+
+
+def azure_container(name):
+    """Create container `name` on Azurite (if it is not there); skips by hand without it."""
+    if not AZURITE:
+        if UNDER_XTASK:
+            pytest.fail("S3DLIO_TEST_AZURITE is not set under cargo xtask test")
+        pytest.skip("no Azure test server (run with `cargo xtask test`)")
+    blob = need("azure.storage.blob")
+    credential = {
+        "account_name": os.environ["AZURE_STORAGE_ACCOUNT"],
+        "account_key": os.environ["AZURE_STORAGE_KEY"],
+    }
+    try:
+        blob.BlobServiceClient(AZURITE, credential=credential).create_container(name)
+    except Exception as e:  # ResourceExistsError
+        if "exist" not in str(e).lower():
+            raise
 
 
 def numbered(i, size):
@@ -69,6 +94,13 @@ def s3_bucket():
         if "exist" not in str(e).lower() and "owned" not in str(e).lower():
             raise
     return f"s3://{BUCKET}"
+
+
+@pytest.fixture
+def az_base():
+    """A fresh az:// URI prefix ending in `/` on Azurite."""
+    azure_container("s3dlio-pytest")
+    return f"az://s3dlio-pytest/pytest-{uuid.uuid4().hex}/"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import s3dlio
-from conftest import SEAWEEDFS, UNDER_XTASK, need
+from conftest import AZURITE, SEAWEEDFS, UNDER_XTASK, azure_container
 
 UPLOAD_DATASET_TORCH = """\
 import s3dlio
@@ -82,13 +82,11 @@ loaded_data = store.load('model_state')
 """
 
 
-AZURITE = os.environ.get("S3DLIO_TEST_AZURITE")
-
 
 @pytest.fixture(scope="module")
 def servers():
-    """Bucket `bucket` (emptied) and container `container` for the examples, and the Azure
-    variables the module reads."""
+    """Bucket `bucket` (emptied) and container `container` for the examples (the Azure
+    variables the module reads are set by conftest)."""
     if not (SEAWEEDFS and AZURITE):
         if UNDER_XTASK:
             pytest.fail("the S3 and Azure test servers are not set under cargo xtask test")
@@ -99,20 +97,8 @@ def servers():
         if "exist" not in str(e).lower() and "owned" not in str(e).lower():
             raise
     s3dlio.delete("s3://bucket/", recursive=True)
-    account = os.environ["S3DLIO_TEST_AZURITE_ACCOUNT"]
-    key = os.environ["S3DLIO_TEST_AZURITE_KEY"]
-    blob = need("azure.storage.blob")
-    service = blob.BlobServiceClient(AZURITE, credential={"account_name": account, "account_key": key})
-    try:
-        service.create_container("container")
-    except Exception as e:  # ResourceExistsError
-        if "exist" not in str(e).lower():
-            raise
-    return {
-        "AZURE_STORAGE_ACCOUNT": account,
-        "AZURE_STORAGE_KEY": key,
-        "AZURE_STORAGE_ENDPOINT": AZURITE,
-    }
+    azure_container("container")
+    return {}
 
 
 @pytest.fixture(scope="module")
