@@ -289,19 +289,20 @@ fn soak(args: &[String]) -> Result<(), String> {
             other => return Err(format!("soak: unknown option '{other}'")),
         }
     }
+    // Built as the tests build it (the whole workspace, the same features), so after
+    // `cargo xtask test` nothing but the example itself needs compiling.
     let mut build = cargo();
     build
-        .args(["build", "-p", "s3dlio-cli", "--example", "soak"])
-        .args(FEATURES);
+        .args(["build", "--workspace", "--exclude", "s3dlio-py"])
+        .args(FEATURES)
+        .args(["--example", "soak"]);
     servers::scrub_aws(&mut build);
     run(&mut build)?;
     let tools = tools::install()?;
     servers::catch_signals();
     let mut s = servers::start(&tools)?;
-    let mut c = cargo();
-    c.args(["run", "-q", "-p", "s3dlio-cli", "--example", "soak"])
-        .args(FEATURES)
-        .args(["--", "--seconds", &format!("{:.0}", minutes * 60.0)]);
+    let mut c = Command::new(root().join("target/debug/examples/soak"));
+    c.args(["--seconds", &format!("{:.0}", minutes * 60.0)]);
     if let Some(r) = rate {
         c.args(["--fault-rate", &r.to_string()]);
     }
