@@ -46,6 +46,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("wheel") => python::wheel(&args[1..]),
         Some("servers") => serve(&args[1..]),
+        // Internal: the memory-copy limit, measured in a process of its own.
+        Some("memcpy-rate") => limits::memcpy_command(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
