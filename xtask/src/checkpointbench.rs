@@ -93,7 +93,11 @@ pub fn checkpoint_suite(
     let s3_load = crate::s3bench::build_s3_load(opts)?;
     let peers = tools::install_bench_venv("peers");
     let size: u64 = if opts.quick { 64 << 20 } else { 2 << 30 };
-    let dir = opts.data_dir.join("checkpoint");
+    // A directory of this run's own: two bench runs at once must not delete each other's
+    // checkpoints.
+    let dir = opts
+        .data_dir
+        .join(format!("checkpoint/run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
 

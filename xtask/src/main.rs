@@ -51,6 +51,8 @@ fn main() -> ExitCode {
         Some("servers") => serve(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        // Internal: the memory-copy limit, measured in a process of its own.
+        Some("memcpy-rate") => limits::memcpy_command(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -894,12 +894,10 @@ fn write_report(
          children (`getrusage`). {runs}.\n\
          - **Also shown**: server CPU, SeaweedFS's user + system time over the whole run \
          (`/proc/<pid>/stat`); the client's peak RSS (`wait4`), PUT payloads included.\n\
-         - **Data**: GET and LIST read one data set written once by our tool (LIST: objects \
-         of 4 KiB); every GET checks each object's size. Each PUT writes a prefix of its \
+         - **Data**: {data} Each PUT writes a prefix of its \
          own, which is then listed (count and bytes checked) and deleted.\n\
-         - **Concurrency**: J is objects in flight; LIST pages sequentially (1,000 keys a \
-         page) for everyone.\n\
-         {who}         - **Ratios**: throughput against the fastest peer on that workload, client CPU \
+         - **Concurrency**: J is objects in flight{list}.\n\
+         {who}- **Ratios**: throughput against the fastest peer on that workload, client CPU \
          against the peer that spends the least per unit.\n\
          - **Reproduce**: `{reproduce}`.\n",
         runs = if opts.runs == 1 {
@@ -910,6 +908,18 @@ fn write_report(
                  median by the phase's wall time is shown",
                 opts.runs
             )
+        },
+        data = if flavor == Flavor::S3 {
+            "GET and LIST read one data set written once by our tool (LIST: objects of 4 \
+             KiB); every GET checks each object's size."
+        } else {
+            "get_many reads one data set written once by our Rust tool; every read checks \
+             each object's size."
+        },
+        list = if flavor == Flavor::S3 {
+            "; LIST pages sequentially (1,000 keys a page) for everyone"
+        } else {
+            ""
         },
         who = match flavor {
             Flavor::S3 => format!(

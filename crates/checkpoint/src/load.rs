@@ -6,7 +6,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use s3dlio_store_core::{ByteRange, ByteStream, Error, ErrorKind, ObjectStoreExt, Result};
+use s3dlio_store_core::{
+    ByteRange, ByteStream, Error, ErrorKind, GetOptions, ObjectStoreExt, Result,
+};
 
 use crate::manifest::{Compression, Manifest, PartEntry, ShardEntry};
 use crate::store::CheckpointStore;
@@ -174,8 +176,11 @@ impl CheckpointStore {
                     };
                     let p = &shard.parts[i];
                     let want = piece.capacity();
-                    let (data, crc) = ck.read_job(&at, p, shard.compression, off, want).await?;
-                    piece.extend_from_slice(&data);
+                    let crc = ck
+                        .read_job(&at, p, shard.compression, off, want, &mut |chunk| {
+                            piece.extend_from_slice(chunk)
+                        })
+                        .await?;
                     Ok::<_, Error>((i, off, piece.len() as u64, crc, piece))
                 })
             })
@@ -238,10 +243,21 @@ impl CheckpointStore {
             .into_iter()
             .map(|(i, off, slot)| async move {
                 let n = slot.len() as u64;
-                let (data, crc) = self
-                    .read_job(at, &s.parts[i], s.compression, off, slot.len())
+                let mut pos = 0;
+                let crc = self
+                    .read_job(
+                        at,
+                        &s.parts[i],
+                        s.compression,
+                        off,
+                        slot.len(),
+                        &mut |chunk| {
+                            // read_job never passes more than the slot's length in all.
+                            slot[pos..pos + chunk.len()].copy_from_slice(chunk);
+                            pos += chunk.len();
+                        },
+                    )
                     .await?;
-                slot.copy_from_slice(&data);
                 Ok::<_, Error>((i, off, n, crc))
             })
             .collect();
@@ -253,8 +269,10 @@ impl CheckpointStore {
         check_sums(at, done)
     }
 
-    /// The `len` bytes of part `p` from `off` (a whole part, decompressed and verified, when
-    /// compressed), checked to be exactly `len` long, and their CRC32C.
+    /// Pass the `len` bytes of part `p` from `off` (a whole part, decompressed and verified,
+    /// when compressed) to `sink` in order as they arrive, and return their CRC32C; fails
+    /// unless exactly `len` bytes came. The range is streamed: no buffer of all of it is
+    /// made (and faulted in) on the way to the caller's.
     async fn read_job(
         &self,
         at: &Where<'_>,
@@ -262,30 +280,47 @@ impl CheckpointStore {
         c: Compression,
         off: u64,
         len: usize,
-    ) -> Result<(Bytes, u32)> {
+        sink: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<u32> {
         if c != Compression::None {
             let data = self.fetch_part(at, p, c).await?;
             at.check_len(p, len as u64, data.len() as u64)?;
-            return Ok((data, p.raw_crc32c));
+            sink(&data);
+            return Ok(p.raw_crc32c);
         }
-        let len = len as u64;
-        let data = self
-            .store
-            .get_range(&self.key(&p.key), ByteRange::from(off..off + len))
-            .await
-            .map_err(|e| at.wrap(p, e))?;
-        if data.len() as u64 != len {
-            return Err(at.corrupt(
+        let want = len as u64;
+        let short = |got: u64| {
+            at.corrupt(
                 p,
                 format!(
-                    "bytes {off}..{} read as {} bytes (truncated or replaced?)",
-                    off + len,
-                    data.len()
+                    "bytes {off}..{} read as {got}{} bytes (truncated or replaced?)",
+                    off + want,
+                    if got > want { " or more" } else { "" }
                 ),
-            ));
+            )
+        };
+        let mut body = self
+            .store
+            .get(
+                &self.key(&p.key),
+                GetOptions::range(ByteRange::from(off..off + want)),
+            )
+            .await
+            .map_err(|e| at.wrap(p, e))?
+            .into_stream();
+        let (mut got, mut crc) = (0u64, 0u32);
+        while let Some(chunk) = body.try_next().await.map_err(|e| at.wrap(p, e))? {
+            got += chunk.len() as u64;
+            if got > want {
+                return Err(short(got));
+            }
+            crc = crc32c::crc32c_append(crc, &chunk);
+            sink(&chunk);
         }
-        let crc = crc32c::crc32c(&data);
-        Ok((data, crc))
+        if got != want {
+            return Err(short(got));
+        }
+        Ok(crc)
     }
 
     /// One part, whole, verified (and decompressed).
