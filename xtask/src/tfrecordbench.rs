@@ -49,7 +49,15 @@ pub fn tfrecord_suite(
     json: &mut Vec<String>,
 ) -> Result<Vec<String>, String> {
     let exe = build_example(opts, "s3dlio-tfrecord-index", &[], "tfrecord_bench")?;
-    let python = crate::tools::install()?.python;
+    let venv = crate::tools::install_bench_venv("tfrecord");
+    venv.status(
+        crate::tools::TFRECORD_PY
+            .split("==")
+            .next()
+            .unwrap_or("tfrecord"),
+    )
+    .map_err(|e| format!("tfrecord2idx: {e}"))?;
+    let python = venv.python;
     let dir = opts.data_dir.join("tfrecord");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let _ = writeln!(report, "## TFRecord index generation\n");
@@ -66,7 +74,7 @@ pub fn tfrecord_suite(
          cache (read once before measuring): ours without data CRC checks (lengths and their \
          CRCs are always checked; bodies of large records are seeked over, not read), ours \
          checking every data CRC, and `create_index` of the \
-         `tfrecord` PyPI package (`tfrecord2idx`, Python). {} runs each, alternating, the \
+         `tfrecord` PyPI package (`tfrecord2idx`, Python, in a virtualenv of its own without PyTorch, which the package would import). {} runs each, alternating, the \
          median by wall time; GiB/s is file bytes over wall time, CPU s/GiB the process's \
          user + system seconds per GiB. Every index is byte-identical to the package's.\n",
         opts.runs

@@ -21,7 +21,7 @@ pub const PACKAGES: &[&str] = &[
     "moto[server]==5.2.5",
     BOTO3,
     "numpy==2.3.5",
-    "tfrecord==1.14.6",
+    TFRECORD_PY,
     "maturin==1.16.0",
     "pytest==8.4.2",
     "zstandard==0.25.0",
@@ -37,6 +37,9 @@ pub const AZURE_BLOB_PY: &str = "azure-storage-blob==12.31.1";
 
 /// The Azure Storage emulator; 3.35 is the last release that runs on Node 20.
 pub const AZURITE: &str = "azurite@3.35.0";
+
+/// The `tfrecord` package: the reference reader and index tool of the tests and the bench.
+pub const TFRECORD_PY: &str = "tfrecord==1.14.6";
 
 /// One boto3 for the interop tests and the benchmark.
 const BOTO3: &str = "boto3==1.44.8";
@@ -59,6 +62,9 @@ pub const BENCH_VENVS: &[(&str, &[&str])] = &[
     ),
     ("s3dlio-original", &["s3dlio==0.10.0"]),
     ("azure", &[AZURE_BLOB_PY]),
+    // tfrecord2idx alone: the package imports PyTorch when it finds it, which would add
+    // seconds of start-up to every run of the tool.
+    ("tfrecord", &[TFRECORD_PY]),
 ];
 
 /// The version pinned for a bench peer package in [`BENCH_VENVS`] ("?" if none is).
