@@ -28,6 +28,7 @@
 
 mod config;
 mod error;
+mod lean;
 mod pending;
 mod read;
 mod store;
@@ -45,6 +46,8 @@ use s3dlio_store_core::{
 };
 use tokio::sync::OnceCell;
 
+use crate::lean::LeanClient;
+
 pub use config::{
     S3Options, StaticCredentials, UploadIntegrity, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
 };
@@ -61,6 +64,7 @@ pub struct S3Factory {
     /// Apply `S3DLIO_*` tuning from the environment when the client is built.
     env_tuning: bool,
     client: OnceCell<(Client, S3Options)>,
+    lean: OnceCell<Option<Arc<LeanClient>>>,
 }
 
 impl S3Factory {
@@ -71,6 +75,7 @@ impl S3Factory {
             options,
             env_tuning: false,
             client: OnceCell::new(),
+            lean: OnceCell::new(),
         }
     }
 
@@ -86,6 +91,7 @@ impl S3Factory {
             options: S3Options::default(),
             env_tuning: true,
             client: OnceCell::new(),
+            lean: OnceCell::new(),
         }
     }
 
@@ -98,7 +104,10 @@ impl S3Factory {
                 } else {
                     self.options.clone()
                 };
-                Ok((opts.build_client().await?, opts))
+                let (client, lean) = opts.build().await?;
+                // Set once, with the client it was built beside.
+                let _ = self.lean.set(lean);
+                Ok((client, opts))
             })
             .await
     }
@@ -111,8 +120,13 @@ impl StoreFactory for S3Factory {
             .client()
             .await
             .map_err(|e| e.context(Operation::Open, uri.store_uri()))?;
-        Ok(Arc::new(S3Store::from_client(
+        let lean = match self.lean.get().and_then(Option::as_ref) {
+            Some(l) => l.bucket(&uri.container).await,
+            None => None,
+        };
+        Ok(Arc::new(S3Store::with_lean(
             client.clone(),
+            lean,
             uri.container.clone(),
             opts.clone(),
         )?))

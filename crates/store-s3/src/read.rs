@@ -8,7 +8,6 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_smithy_types::byte_stream::ByteStream as SdkStream;
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
@@ -86,7 +85,8 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
         Some(ByteRange::From(start)) => start..total,
         Some(ByteRange::Suffix(_)) => served.range.clone(),
     };
-    let meta = meta_from_get(key, total, &resp);
+    let mut meta = resp.meta;
+    meta.size = total;
     let etag = meta.etag.clone();
     let body = resp.body;
     let len = target.end - target.start;
@@ -99,7 +99,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
         return Ok(GetResult {
             meta,
             range: target,
-            body: Body::Stream(sdk_stream(body, uri.clone())),
+            body: Body::Stream(body),
             uri,
         });
     }
@@ -113,7 +113,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
     let deferred = RangedBody::new(
         Arc::new(source),
         uri.clone(),
-        sdk_stream(body, uri.clone()),
+        body,
         served.range.end,
         target.clone(),
         shared.opts.get_part_size as u64,
@@ -129,14 +129,45 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
     })
 }
 
-/// Send one GET; on failure also return the HTTP status.
+/// A GET's answer, from either path.
+struct Answer {
+    content_length: u64,
+    content_range: Option<String>,
+    /// Everything but the size, which the caller learns from the range headers.
+    meta: ObjectMeta,
+    body: ByteStream,
+}
+
+/// Send one GET (the lean path when the store has one, else the SDK); on failure also
+/// return the HTTP status.
 async fn send_get(
     shared: &Shared,
     key: &str,
     range: Option<String>,
     if_match: Option<&str>,
     part: bool,
-) -> std::result::Result<GetObjectOutput, (Error, Option<u16>)> {
+) -> std::result::Result<Answer, (Error, Option<u16>)> {
+    let uri = shared.uri(key);
+    if let Some(lean) = &shared.lean {
+        // Attempts as the SDK would make them (see `S3Options::outer_retries`).
+        let attempts = if part || !shared.opts.outer_retries {
+            shared.opts.max_attempts
+        } else {
+            1
+        };
+        return match lean
+            .get(key, range.as_deref(), if_match, attempts, &uri)
+            .await
+        {
+            Ok(r) => Ok(Answer {
+                content_length: r.content_length(),
+                content_range: r.content_range().map(str::to_owned),
+                meta: r.meta(key, 0),
+                body: r.into_stream(uri, lean.read_timeout()),
+            }),
+            Err((e, status)) => Err((if part { shared.opts.part_error(e) } else { e }, status)),
+        };
+    }
     let req = shared
         .client
         .get_object()
@@ -147,7 +178,7 @@ async fn send_get(
         .customize();
     // The parts after the first are sub-requests a retry layer above cannot see.
     let retries = shared.opts.part_retries().filter(|_| part);
-    match retries {
+    let out = match retries {
         Some(r) => req.config_override(r),
         None => req,
     }
@@ -155,7 +186,7 @@ async fn send_get(
     .await
     .map_err(|e| {
         let status = status_of(&e);
-        let err = sdk_error(e, Operation::Get, &shared.uri(key));
+        let err = sdk_error(e, Operation::Get, &uri);
         (
             if part {
                 shared.opts.part_error(err)
@@ -164,6 +195,19 @@ async fn send_get(
             },
             status,
         )
+    })?;
+    Ok(Answer {
+        content_length: out.content_length().unwrap_or(0).max(0) as u64,
+        content_range: out.content_range().map(str::to_owned),
+        meta: meta_from_parts(
+            key,
+            0,
+            out.last_modified(),
+            out.e_tag(),
+            out.content_type(),
+            out.metadata(),
+        ),
+        body: sdk_stream(out.body, uri),
     })
 }
 
@@ -222,9 +266,9 @@ struct Served {
 }
 
 /// The bytes a response holds, from `Content-Range` (a 206) or the length (a 200).
-fn served_range(resp: &GetObjectOutput) -> Result<Served> {
-    let len = resp.content_length().unwrap_or(0).max(0) as u64;
-    match resp.content_range() {
+fn served_range(resp: &Answer) -> Result<Served> {
+    let len = resp.content_length;
+    match resp.content_range.as_deref() {
         Some(cr) => parse_content_range(cr)
             .ok_or_else(|| Error::other(format!("unparseable Content-Range '{cr}'"))),
         None => Ok(Served {
@@ -236,17 +280,6 @@ fn served_range(resp: &GetObjectOutput) -> Result<Served> {
 
 fn parse_content_range(v: &str) -> Option<Served> {
     ranged::parse_content_range(v).map(|(range, total)| Served { range, total })
-}
-
-fn meta_from_get(key: &str, total: u64, r: &GetObjectOutput) -> ObjectMeta {
-    meta_from_parts(
-        key,
-        total,
-        r.last_modified(),
-        r.e_tag(),
-        r.content_type(),
-        r.metadata(),
-    )
 }
 
 /// An SDK body as our stream of chunks.
@@ -282,11 +315,7 @@ impl PartSource for ObjectParts {
             self.key.clone(),
             self.etag.clone(),
         );
-        async move {
-            let body = fetch_part(&shared, &key, etag.as_deref(), range).await?;
-            Ok(sdk_stream(body, shared.uri(&key)))
-        }
-        .boxed()
+        async move { fetch_part(&shared, &key, etag.as_deref(), range).await }.boxed()
     }
 }
 
@@ -296,7 +325,7 @@ async fn fetch_part(
     key: &str,
     etag: Option<&str>,
     range: Range<u64>,
-) -> Result<SdkStream> {
+) -> Result<ByteStream> {
     let header = format!("bytes={}-{}", range.start, range.end - 1);
     let resp = send_get(shared, key, Some(header), etag, true)
         .await

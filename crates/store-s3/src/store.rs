@@ -21,6 +21,7 @@ use s3dlio_store_core::{
 
 use crate::config::{S3Options, UploadIntegrity};
 use crate::error::sdk_error;
+use crate::lean::LeanBucket;
 use crate::writer::S3Writer;
 
 /// What every request of one store needs.
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub opts: S3Options,
     /// Buffers of large reads, reused once callers drop them.
     pub pool: Arc<BufferPool>,
+    /// GETs without the SDK's per-request machinery, where equivalent (see `lean`).
+    pub lean: Option<LeanBucket>,
 }
 
 impl Shared {
@@ -88,9 +91,20 @@ pub(crate) fn encode_copy_source(bucket: &str, key: &str) -> String {
 
 impl S3Store {
     /// A store for `bucket` using an existing SDK client.
+    ///
+    /// Every request goes through that client. (Stores built by [`S3Store::new`] or the
+    /// registry send GETs on a lean path instead, see `S3Options::lean_gets`.)
     pub fn from_client(client: Client, bucket: impl Into<String>, opts: S3Options) -> Result<Self> {
+        Self::with_lean(client, None, bucket.into(), opts)
+    }
+
+    pub(crate) fn with_lean(
+        client: Client,
+        lean: Option<LeanBucket>,
+        bucket: String,
+        opts: S3Options,
+    ) -> Result<Self> {
         opts.validate()?;
-        let bucket = bucket.into();
         if bucket.is_empty() {
             return Err(Error::invalid_input("missing bucket name"));
         }
@@ -100,6 +114,7 @@ impl S3Store {
                 client,
                 bucket,
                 pool: BufferPool::new(opts.buffer_pool_bytes),
+                lean,
                 opts,
             }),
         })
@@ -108,11 +123,15 @@ impl S3Store {
     /// A store for `bucket` with a client built from `opts` and the environment.
     pub async fn new(bucket: impl Into<String>, opts: S3Options) -> Result<Self> {
         let bucket = bucket.into();
-        let client = opts
-            .build_client()
+        let (client, lean) = opts
+            .build()
             .await
             .map_err(|e| e.context(Operation::Open, format!("s3://{bucket}/")))?;
-        Self::from_client(client, bucket, opts)
+        let lean = match lean {
+            Some(l) => l.bucket(&bucket).await,
+            None => None,
+        };
+        Self::with_lean(client, lean, bucket, opts)
     }
 
     pub fn bucket(&self) -> &str {
@@ -125,6 +144,12 @@ impl S3Store {
 
     pub fn options(&self) -> &S3Options {
         &self.shared.opts
+    }
+
+    /// Whether GETs take the lean path (see [`S3Options::lean_gets`]): on for stores built
+    /// from options against a plain SigV4 endpoint, off for a caller's own SDK client.
+    pub fn lean_gets_active(&self) -> bool {
+        self.shared.lean.is_some()
     }
 
     /// Create this store's bucket. An existing bucket you own is `AlreadyExists`.

@@ -4,22 +4,40 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{store, unique_prefix, Server};
+use common::{options, store, store_with, unique_prefix, Server};
 use s3dlio_store_core::conformance::{Fixture, Quirk};
+
+const SEAWEEDFS_PAGES: &str =
+    "SeaweedFS 4.48 orders a directory by its bare name across pages (dir/ before \
+     dir-x/); every entry still comes exactly once, and within a page we sort";
 
 mod seaweedfs {
     use super::*;
 
     async fn fixture(case: &'static str) -> Fixture {
-        Fixture::new(
-            Arc::new(store(Server::SeaweedFs).await),
-            unique_prefix(case),
-        )
-        .with_quirk(
-            Quirk::DelimitedPagesOutOfOrder,
-            "SeaweedFS 4.48 orders a directory by its bare name across pages (dir/ before \
-             dir-x/); every entry still comes exactly once, and within a page we sort",
-        )
+        let store = store(Server::SeaweedFs).await;
+        assert!(store.lean_gets_active(), "GETs should take the lean path");
+        Fixture::new(Arc::new(store), unique_prefix(case))
+            .with_quirk(Quirk::DelimitedPagesOutOfOrder, SEAWEEDFS_PAGES)
+    }
+
+    s3dlio_store_core::conformance_suite!(fixture);
+}
+
+/// The same suite with GETs through the SDK (the path of stores built on a caller's own
+/// client), so both GET paths stay equivalent.
+mod seaweedfs_sdk_gets {
+    use super::*;
+
+    async fn fixture(case: &'static str) -> Fixture {
+        let opts = s3dlio_store_s3::S3Options {
+            lean_gets: false,
+            ..options(Server::SeaweedFs)
+        };
+        let store = store_with(Server::SeaweedFs, opts).await;
+        assert!(!store.lean_gets_active());
+        Fixture::new(Arc::new(store), unique_prefix(case))
+            .with_quirk(Quirk::DelimitedPagesOutOfOrder, SEAWEEDFS_PAGES)
     }
 
     s3dlio_store_core::conformance_suite!(fixture);

@@ -154,6 +154,8 @@ async fn https_endpoints_with_a_private_ca() {
         .await
         .unwrap();
     store.create_bucket().await.unwrap();
+    // GETs take the lean path (its own TLS client): it must trust the same CA.
+    assert!(store.lean_gets_active());
     assert_eq!(
         round_trip(&store, "explicit").await.unwrap(),
         "over TLS, verified by a private CA"
@@ -181,6 +183,15 @@ async fn https_endpoints_with_a_private_ca() {
     assert!(
         chain.contains("TLS certificate is not trusted") && chain.contains("UnknownIssuer"),
         "the error should say the certificate was not trusted: {chain}"
+    );
+
+    // A GET alone (the lean path's TLS client) is refused the same way.
+    let e = untrusted.get_bytes("explicit").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    assert!(
+        e.to_string().contains("TLS certificate is not trusted"),
+        "{e}"
     );
 
     // Trusted through AWS_CA_BUNDLE, as AWS users set it (this binary's only test, so
