@@ -98,11 +98,13 @@ pub struct S3Options {
     /// read lands in memory that is already faulted in instead of paying a page fault per
     /// 4 KiB. Default 256 MiB; 0 turns pooling off. Else `S3DLIO_BUFFER_POOL_BYTES`.
     pub buffer_pool_bytes: usize,
-    /// Send GETs on a lean path (signed with the SDK's SigV4 signer, sent on a hyper pool
-    /// of their own) instead of through the SDK's per-request machinery, which costs more
-    /// client CPU than a small GET itself. Same requests on the wire; used only for plain
-    /// SigV4 endpoints. Default on; else `S3DLIO_LEAN_GETS` (`0` turns it off).
-    pub lean_gets: bool,
+    /// Send GETs and single-request PUTs on a lean path (signed with the SDK's SigV4
+    /// signer, sent on a hyper pool of their own) instead of through the SDK's per-request
+    /// machinery, which costs more client CPU than a small request itself. Same requests on
+    /// the wire, except that a PUT's CRC32C goes in a header rather than an aws-chunked
+    /// trailer; used only for plain SigV4 endpoints. Default on; else
+    /// `S3DLIO_LEAN_REQUESTS` (`0` turns it off).
+    pub lean_requests: bool,
 }
 
 impl Default for S3Options {
@@ -126,7 +128,7 @@ impl Default for S3Options {
             read_timeout: Duration::from_secs(60),
             upload_integrity: UploadIntegrity::Crc32c,
             buffer_pool_bytes: 256 * MIB,
-            lean_gets: true,
+            lean_requests: true,
         }
     }
 }
@@ -232,8 +234,8 @@ impl S3Options {
         if let Some(v) = get("S3DLIO_BUFFER_POOL_BYTES", size)? {
             self.buffer_pool_bytes = v;
         }
-        if let Some(v) = get("S3DLIO_LEAN_GETS", parse_bool)? {
-            self.lean_gets = v;
+        if let Some(v) = get("S3DLIO_LEAN_REQUESTS", parse_bool)? {
+            self.lean_requests = v;
         }
         if let Some(v) = get("S3DLIO_MAX_ATTEMPTS", count)? {
             self.max_attempts = u32::try_from(v)
@@ -275,7 +277,7 @@ impl S3Options {
         Ok(self.build().await?.0)
     }
 
-    /// Build an SDK client, and beside it the lean GET path when `lean_gets` is on.
+    /// Build an SDK client, and beside it the lean request path when `lean_requests` is on.
     pub(crate) async fn build(&self) -> Result<(Client, Option<Arc<LeanClient>>)> {
         self.validate()?;
         let endpoint = self.effective_endpoint();
@@ -344,7 +346,7 @@ impl S3Options {
                 "us-east-1".to_owned()
             }
         };
-        let lean = match (self.lean_gets, shared.credentials_provider()) {
+        let lean = match (self.lean_requests, shared.credentials_provider()) {
             (true, Some(credentials)) => Some(LeanClient::new(LeanConfig {
                 region,
                 endpoint_url: shared.endpoint_url().map(str::to_owned),

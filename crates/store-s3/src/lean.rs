@@ -1,10 +1,12 @@
-//! GETs without the SDK's per-request machinery. A GET is the hot path of every read
-//! workload, and on small objects the SDK's orchestrator (interceptors, endpoint resolution,
-//! type-erased config bags, a retry strategy per call) costs the client more CPU than the
-//! request itself. Here a GET is signed with the SDK's own SigV4 signer, using credentials
+//! GETs and single-request PUTs without the SDK's per-request machinery. They are the hot
+//! path of every workload, and on small objects the SDK's orchestrator (interceptors,
+//! endpoint resolution, type-erased config bags, a retry strategy per call) costs the client
+//! more CPU than the request itself. Here a request is signed with the SDK's own SigV4 signer, using credentials
 //! from the SDK's provider chain (cached until shortly before they expire), against the
 //! endpoint the SDK's resolver chose for the bucket, and sent on a hyper connection pool of
-//! its own: same requests on the wire, a fraction of the CPU.
+//! its own: same requests on the wire, a fraction of the CPU. A PUT's CRC32C travels in a
+//! header (`x-amz-checksum-crc32c`) computed before sending, not in an aws-chunked trailer,
+//! so the server checks it without decoding a chunked body.
 //!
 //! Used only where it is known to be equivalent: a store built from options (not from a
 //! caller's own SDK client) whose bucket resolves to a plain SigV4 endpoint (not S3 Express,
@@ -25,9 +27,9 @@ use aws_smithy_types::date_time::Format;
 use aws_smithy_types::{DateTime, Document};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -57,7 +59,7 @@ pub(crate) struct LeanConfig {
 
 /// The connection pool and credentials shared by every bucket of one client.
 pub(crate) struct LeanClient {
-    http: HyperClient<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     cfg: LeanConfig,
     creds: RwLock<Option<Credentials>>,
     refreshing: Mutex<()>,
@@ -206,14 +208,22 @@ pub(crate) struct LeanBucket {
     signing_region: String,
 }
 
-/// A successful GET's answer.
+/// How a request's payload is covered by its signature.
+pub(crate) enum Payload {
+    /// `UNSIGNED-PAYLOAD` (GETs; PUTs that carry a CRC32C header or nothing).
+    Unsigned,
+    /// The SHA-256 of the body in the signature.
+    Signed,
+}
+
+/// A successful request's answer.
 pub(crate) struct LeanResponse {
     pub headers: HeaderMap,
     pub body: Incoming,
 }
 
 impl LeanResponse {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
@@ -304,40 +314,83 @@ impl LeanBucket {
         attempts: u32,
         uri: &str,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
+        let mut headers = Vec::new();
+        if let Some(r) = range {
+            headers.push((http::header::RANGE, r.to_owned()));
+        }
+        if let Some(m) = if_match {
+            headers.push((http::header::IF_MATCH, m.to_owned()));
+        }
+        self.send(
+            Operation::Get,
+            http::Method::GET,
+            key,
+            &headers,
+            Bytes::new(),
+            Payload::Unsigned,
+            attempts,
+            uri,
+        )
+        .await
+    }
+
+    /// Send one request, making up to `attempts` attempts for transient failures (the
+    /// caller decides when a repeat is safe). On failure, also the HTTP status if any.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &self,
+        op: Operation,
+        method: http::Method,
+        key: &str,
+        headers: &[(HeaderName, String)],
+        body: Bytes,
+        payload: Payload,
+        attempts: u32,
+        uri: &str,
+    ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
         let backoff = RetryPolicy::default();
         let mut attempt = 1;
         loop {
-            match self.get_once(key, range, if_match).await {
+            match self
+                .send_once(method.clone(), key, headers, body.clone(), &payload)
+                .await
+            {
                 Ok(r) => return Ok(r),
-                Err((e, status)) if e.is_retryable() && attempt < attempts => {
-                    tracing::debug!(attempt, error = %e, "retrying GET {uri}");
+                Err((e, _)) if e.is_retryable() && attempt < attempts => {
+                    tracing::debug!(attempt, error = %e, "retrying {method} {uri}");
                     tokio::time::sleep(backoff.backoff(attempt)).await;
                     attempt += 1;
-                    let _ = status;
                 }
-                Err((e, status)) => return Err((e.context(Operation::Get, uri), status)),
+                Err((e, status)) => return Err((e.context(op, uri), status)),
             }
         }
     }
 
-    async fn get_once(
+    async fn send_once(
         &self,
+        method: http::Method,
         key: &str,
-        range: Option<&str>,
-        if_match: Option<&str>,
+        headers: &[(HeaderName, String)],
+        body: Bytes,
+        payload: &Payload,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
         let url = format!("{}{}", self.base, encode_key(key));
-        let mut req = http::Request::get(&url)
-            .body(Empty::<Bytes>::new())
+        let signed_body = match payload {
+            Payload::Signed => Some(body.clone()),
+            Payload::Unsigned => None,
+        };
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .body(Full::new(body))
             .map_err(|e| (Error::invalid_input(format!("bad request URL: {e}")), None))?;
         let h = req.headers_mut();
-        if let Some(r) = range {
-            h.insert("range", header_value(r).map_err(|e| (e, None))?);
+        for (name, value) in headers {
+            h.insert(name.clone(), header_value(value).map_err(|e| (e, None))?);
         }
-        if let Some(m) = if_match {
-            h.insert("if-match", header_value(m).map_err(|e| (e, None))?);
-        }
-        self.sign(&mut req).await.map_err(|e| (e, None))?;
+        self.sign(&mut req, signed_body.as_deref())
+            .await
+            .map_err(|e| (e, None))?;
 
         let cfg = &self.client.cfg;
         let resp = match tokio::time::timeout(cfg.read_timeout, self.client.http.request(req)).await
@@ -369,7 +422,7 @@ impl LeanBucket {
         ))
     }
 
-    async fn sign(&self, req: &mut http::Request<Empty<Bytes>>) -> Result<()> {
+    async fn sign(&self, req: &mut http::Request<Full<Bytes>>, body: Option<&[u8]>) -> Result<()> {
         let creds = self.client.credentials().await?;
         let identity = creds.into();
         let mut settings = SigningSettings::default();
@@ -392,7 +445,10 @@ impl LeanBucket {
             req.headers()
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-            SignableBody::UnsignedPayload,
+            match body {
+                Some(b) => SignableBody::Bytes(b),
+                None => SignableBody::UnsignedPayload,
+            },
         )
         .map_err(|e| Error::other(format!("signing: {e}")))?;
         let (instructions, _) = sign(signable, &params)
@@ -401,6 +457,21 @@ impl LeanBucket {
         instructions.apply_to_request_http1x(req);
         Ok(())
     }
+}
+
+/// A CRC32C as S3's `x-amz-checksum-crc32c` header wants it: base64 of its 4 big-endian bytes.
+pub(crate) fn crc32c_header(data: &[u8]) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = crc32c::crc32c(data).to_be_bytes();
+    let n = u32::from_be_bytes([0, b[0], b[1], b[2]]);
+    let mut out = String::with_capacity(8);
+    for shift in [18, 12, 6, 0] {
+        out.push(B64[((n >> shift) & 63) as usize] as char);
+    }
+    out.push(B64[usize::from(b[3] >> 2)] as char);
+    out.push(B64[usize::from((b[3] & 3) << 4)] as char);
+    out.push_str("==");
+    out
 }
 
 fn header_value(v: &str) -> Result<HeaderValue> {
@@ -512,6 +583,14 @@ mod tests {
         assert_eq!(encode_key("a/b c+d%e"), "a/b%20c%2Bd%25e");
         assert_eq!(encode_key("é"), "%C3%A9");
         assert_eq!(encode_key("A-z_0.9~/"), "A-z_0.9~/");
+    }
+
+    #[test]
+    fn crc32c_headers_are_base64_of_the_big_endian_crc() {
+        // CRC32C("123456789") = 0xE3069283: bytes E3 06 92 83.
+        assert_eq!(crc32c_header(b"123456789"), "4waSgw==");
+        // Of nothing: 0x00000000.
+        assert_eq!(crc32c_header(b""), "AAAAAA==");
     }
 
     #[test]

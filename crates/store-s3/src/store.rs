@@ -21,8 +21,9 @@ use s3dlio_store_core::{
 
 use crate::config::{S3Options, UploadIntegrity};
 use crate::error::sdk_error;
-use crate::lean::LeanBucket;
+use crate::lean::{crc32c_header, LeanBucket, Payload};
 use crate::writer::S3Writer;
+use http::HeaderName;
 
 /// What every request of one store needs.
 #[derive(Debug)]
@@ -33,7 +34,7 @@ pub(crate) struct Shared {
     pub opts: S3Options,
     /// Buffers of large reads, reused once callers drop them.
     pub pool: Arc<BufferPool>,
-    /// GETs without the SDK's per-request machinery, where equivalent (see `lean`).
+    /// GETs and single PUTs without the SDK's per-request machinery, where equivalent (see `lean`).
     pub lean: Option<LeanBucket>,
 }
 
@@ -93,7 +94,7 @@ impl S3Store {
     /// A store for `bucket` using an existing SDK client.
     ///
     /// Every request goes through that client. (Stores built by [`S3Store::new`] or the
-    /// registry send GETs on a lean path instead, see `S3Options::lean_gets`.)
+    /// registry send GETs and single PUTs on a lean path instead, see `S3Options::lean_requests`.)
     pub fn from_client(client: Client, bucket: impl Into<String>, opts: S3Options) -> Result<Self> {
         Self::with_lean(client, None, bucket.into(), opts)
     }
@@ -146,9 +147,9 @@ impl S3Store {
         &self.shared.opts
     }
 
-    /// Whether GETs take the lean path (see [`S3Options::lean_gets`]): on for stores built
+    /// Whether GETs and single-request PUTs take the lean path (see [`S3Options::lean_requests`]): on for stores built
     /// from options against a plain SigV4 endpoint, off for a caller's own SDK client.
-    pub fn lean_gets_active(&self) -> bool {
+    pub fn lean_path_active(&self) -> bool {
         self.shared.lean.is_some()
     }
 
@@ -355,6 +356,9 @@ pub(crate) async fn put_object(
 ) -> Result<PutResult> {
     let size = data.len() as u64;
     let (if_none_match, if_match) = conditions(&opts.mode);
+    if let Some(lean) = &s.lean {
+        return lean_put(s, lean, key, data, opts, part, if_none_match, if_match).await;
+    }
     let mut req = s
         .client
         .put_object()
@@ -394,6 +398,84 @@ pub(crate) async fn put_object(
     })?;
     Ok(PutResult {
         etag: out.e_tag().map(str::to_owned),
+        size,
+    })
+}
+
+/// `put_object` on the lean path: the same request, the same attempts as the SDK would
+/// make (see `S3Options::outer_retries`).
+#[allow(clippy::too_many_arguments)]
+async fn lean_put(
+    s: &Shared,
+    lean: &LeanBucket,
+    key: &str,
+    data: Bytes,
+    opts: &PutOptions,
+    part: bool,
+    if_none_match: Option<String>,
+    if_match: Option<String>,
+) -> Result<PutResult> {
+    let size = data.len() as u64;
+    let uri = s.uri(key);
+    let h = HeaderName::from_static;
+    let mut headers = vec![(h("content-length"), size.to_string())];
+    if let Some(v) = &opts.content_type {
+        headers.push((h("content-type"), v.clone()));
+    }
+    for (k, v) in &opts.metadata {
+        let name = HeaderName::try_from(format!("x-amz-meta-{k}")).map_err(|_| {
+            Error::invalid_input(format!("metadata name '{k}' is not a valid header name"))
+                .context(Operation::Put, uri.clone())
+        })?;
+        headers.push((name, v.clone()));
+    }
+    if let Some(v) = if_none_match {
+        headers.push((h("if-none-match"), v));
+    }
+    if let Some(v) = if_match {
+        headers.push((h("if-match"), v));
+    }
+    let payload = match s.opts.upload_integrity {
+        UploadIntegrity::Crc32c => {
+            headers.push((h("x-amz-checksum-crc32c"), crc32c_header(&data)));
+            Payload::Unsigned
+        }
+        UploadIntegrity::SignedPayload => Payload::Signed,
+        UploadIntegrity::None => Payload::Unsigned,
+    };
+    let attempts = if part {
+        if opts.mode == PutMode::Overwrite {
+            s.opts.max_attempts
+        } else {
+            1
+        }
+    } else if s.opts.outer_retries {
+        1
+    } else {
+        s.opts.max_attempts
+    };
+    let out = lean
+        .send(
+            Operation::Put,
+            http::Method::PUT,
+            key,
+            &headers,
+            data,
+            payload,
+            attempts,
+            &uri,
+        )
+        .await
+        .map_err(|(e, _)| {
+            let e = created_conflict(e, opts.mode == PutMode::Create);
+            if part {
+                s.opts.part_error(e)
+            } else {
+                e
+            }
+        })?;
+    Ok(PutResult {
+        etag: out.header("etag").map(str::to_owned),
         size,
     })
 }

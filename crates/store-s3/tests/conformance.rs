@@ -16,7 +16,10 @@ mod seaweedfs {
 
     async fn fixture(case: &'static str) -> Fixture {
         let store = store(Server::SeaweedFs).await;
-        assert!(store.lean_gets_active(), "GETs should take the lean path");
+        assert!(
+            store.lean_path_active(),
+            "GETs and PUTs should take the lean path"
+        );
         Fixture::new(Arc::new(store), unique_prefix(case))
             .with_quirk(Quirk::DelimitedPagesOutOfOrder, SEAWEEDFS_PAGES)
     }
@@ -24,18 +27,18 @@ mod seaweedfs {
     s3dlio_store_core::conformance_suite!(fixture);
 }
 
-/// The same suite with GETs through the SDK (the path of stores built on a caller's own
+/// The same suite with every request through the SDK (the path of stores built on a caller's own
 /// client), so both GET paths stay equivalent.
 mod seaweedfs_sdk_gets {
     use super::*;
 
     async fn fixture(case: &'static str) -> Fixture {
         let opts = s3dlio_store_s3::S3Options {
-            lean_gets: false,
+            lean_requests: false,
             ..options(Server::SeaweedFs)
         };
         let store = store_with(Server::SeaweedFs, opts).await;
-        assert!(!store.lean_gets_active());
+        assert!(!store.lean_path_active());
         Fixture::new(Arc::new(store), unique_prefix(case))
             .with_quirk(Quirk::DelimitedPagesOutOfOrder, SEAWEEDFS_PAGES)
     }

@@ -155,7 +155,7 @@ async fn https_endpoints_with_a_private_ca() {
         .unwrap();
     store.create_bucket().await.unwrap();
     // GETs take the lean path (its own TLS client): it must trust the same CA.
-    assert!(store.lean_gets_active());
+    assert!(store.lean_path_active());
     assert_eq!(
         round_trip(&store, "explicit").await.unwrap(),
         "over TLS, verified by a private CA"
