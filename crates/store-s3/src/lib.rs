@@ -41,7 +41,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use s3dlio_store_core::{
-    ObjectStore, ObjectUri, Operation, Registry, Result, Scheme, StoreFactory,
+    BalancedStore, BufferPool, ObjectStore, ObjectUri, Operation, Registry, Result, Scheme,
+    StoreFactory,
 };
 use tokio::sync::OnceCell;
 
@@ -61,6 +62,8 @@ pub struct S3Factory {
     /// Apply `S3DLIO_*` tuning from the environment when the client is built.
     env_tuning: bool,
     client: OnceCell<(Client, S3Options)>,
+    /// With several endpoints: one client per endpoint, built on first use.
+    endpoint_clients: OnceCell<Vec<(String, Client)>>,
 }
 
 impl S3Factory {
@@ -71,6 +74,7 @@ impl S3Factory {
             options,
             env_tuning: false,
             client: OnceCell::new(),
+            endpoint_clients: OnceCell::new(),
         }
     }
 
@@ -86,6 +90,7 @@ impl S3Factory {
             options: S3Options::default(),
             env_tuning: true,
             client: OnceCell::new(),
+            endpoint_clients: OnceCell::new(),
         }
     }
 
@@ -111,12 +116,64 @@ impl StoreFactory for S3Factory {
             .client()
             .await
             .map_err(|e| e.context(Operation::Open, uri.store_uri()))?;
+        if opts.endpoints.len() > 1 {
+            let clients = self
+                .endpoint_clients
+                .get_or_try_init(|| endpoint_clients(opts))
+                .await
+                .map_err(|e| e.context(Operation::Open, uri.store_uri()))?;
+            return Ok(Arc::new(balanced_store(clients, &uri.container, opts)?));
+        }
         Ok(Arc::new(S3Store::from_client(
             client.clone(),
             uri.container.clone(),
             opts.clone(),
         )?))
     }
+}
+
+/// `bucket` through every endpoint of [`S3Options::endpoints`] (one client each, the same
+/// credentials and tuning), as one store spreading requests over them with
+/// [`S3Options::balance`]; see `s3dlio_store_core::balance`. The registry does this for
+/// `s3://` URIs when more than one endpoint is configured; this gives the
+/// [`BalancedStore`] itself, with its per-endpoint statistics.
+pub async fn open_balanced(bucket: &str, opts: S3Options) -> Result<BalancedStore> {
+    let clients = endpoint_clients(&opts)
+        .await
+        .map_err(|e| e.context(Operation::Open, format!("s3://{bucket}/")))?;
+    balanced_store(&clients, bucket, &opts)
+}
+
+async fn endpoint_clients(opts: &S3Options) -> Result<Vec<(String, Client)>> {
+    opts.validate()?;
+    let mut out = Vec::with_capacity(opts.endpoints.len());
+    for ep in &opts.endpoints {
+        let one = S3Options {
+            endpoint_url: Some(ep.clone()),
+            endpoints: Vec::new(),
+            ..opts.clone()
+        };
+        out.push((ep.clone(), one.build_client().await?));
+    }
+    Ok(out)
+}
+
+/// One store per endpoint client, sharing one read-buffer pool.
+fn balanced_store(
+    clients: &[(String, Client)],
+    bucket: &str,
+    opts: &S3Options,
+) -> Result<BalancedStore> {
+    let pool = BufferPool::new(opts.buffer_pool_bytes);
+    let stores = clients
+        .iter()
+        .map(|(ep, client)| {
+            let store =
+                S3Store::with_pool(client.clone(), bucket, opts.clone(), Arc::clone(&pool))?;
+            Ok((ep.clone(), Arc::new(store) as Arc<dyn ObjectStore>))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    BalancedStore::new(stores, opts.balance.clone())
 }
 
 /// Register `s3://` in `registry`, configured from the environment (AWS_* and the

@@ -89,6 +89,18 @@ pub(crate) fn encode_copy_source(bucket: &str, key: &str) -> String {
 impl S3Store {
     /// A store for `bucket` using an existing SDK client.
     pub fn from_client(client: Client, bucket: impl Into<String>, opts: S3Options) -> Result<Self> {
+        let pool = BufferPool::new(opts.buffer_pool_bytes);
+        Self::with_pool(client, bucket, opts, pool)
+    }
+
+    /// As [`S3Store::from_client`], keeping large reads' buffers in `pool` (shared by the
+    /// stores of one bucket's endpoints).
+    pub(crate) fn with_pool(
+        client: Client,
+        bucket: impl Into<String>,
+        opts: S3Options,
+        pool: Arc<BufferPool>,
+    ) -> Result<Self> {
         opts.validate()?;
         let bucket = bucket.into();
         if bucket.is_empty() {
@@ -99,7 +111,7 @@ impl S3Store {
                 base_uri: format!("s3://{bucket}/"),
                 client,
                 bucket,
-                pool: BufferPool::new(opts.buffer_pool_bytes),
+                pool,
                 opts,
             }),
         })
