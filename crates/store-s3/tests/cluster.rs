@@ -408,8 +408,9 @@ async fn a_killed_gateway_leaves_rotation_and_returns_after_restart() {
         .buffer_unordered(8)
         .collect::<()>()
         .await;
-    drop(gw_lock);
+    let _ = gw_lock.into_inner();
     let st = balanced.stats();
+    eprintln!("after {N} PUTs, the test's gateway killed after 60: {st:?}");
     assert!(!st[1].up && st[1].failures >= 1, "{st:?}");
     assert!(
         st[1].requests >= 25,
@@ -431,6 +432,7 @@ async fn a_killed_gateway_leaves_rotation_and_returns_after_restart() {
         .collect::<()>()
         .await;
     let st = balanced.stats();
+    eprintln!("after {N} GETs in {:?}: {st:?}", t.elapsed());
     assert!(!st[1].up, "{st:?}");
     // Only probes went to the dead gateway, at most one per cooldown, and each failed.
     let probes = st[1].requests - sent_before;
@@ -454,6 +456,7 @@ async fn a_killed_gateway_leaves_rotation_and_returns_after_restart() {
         );
     }
     let st = balanced.stats();
+    eprintln!("restarted, after 20 GETs: {st:?}");
     assert!(st[1].up, "{st:?}");
     assert!(st[1].requests - before >= 9, "{st:?}");
     store.delete_prefix(&prefix).await.unwrap();
