@@ -42,6 +42,8 @@ struct Server {
     name: &'static str,
     child: Child,
     log: PathBuf,
+    /// How long it may take to exit after SIGTERM.
+    grace: Duration,
 }
 
 /// Azurite's development account and its well-known key (published by Microsoft).
@@ -239,7 +241,8 @@ fn spawn_cluster(
     f.arg(format!("-defaultStoreDir={}", dir("filer")?))
         .arg(format!("-master={master}"))
         .arg("-localSocket=cluster-filer.sock");
-    servers.spawn("cluster-filer", &mut f)?;
+    // The filer's graceful stop waits 15 s for its gRPC streams; its data is thrown away.
+    servers.spawn_with_grace("cluster-filer", &mut f, Duration::from_secs(1))?;
     let filer = format!("127.0.0.1:{}", p(CLUSTER_FILER));
     for (i, o) in CLUSTER_GATEWAYS.into_iter().enumerate() {
         let mut g = weed("s3", o);
@@ -398,6 +401,15 @@ impl Servers {
     }
 
     fn spawn(&mut self, name: &'static str, cmd: &mut Command) -> Result<(), String> {
+        self.spawn_with_grace(name, cmd, STOP_GRACE)
+    }
+
+    fn spawn_with_grace(
+        &mut self,
+        name: &'static str,
+        cmd: &mut Command,
+        grace: Duration,
+    ) -> Result<(), String> {
         let log = self.dir.join(format!("{name}.log"));
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out
@@ -429,7 +441,12 @@ impl Servers {
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {name} ({}): {e}", crate::shown(cmd)))?;
-        self.children.push(Server { name, child, log });
+        self.children.push(Server {
+            name,
+            child,
+            log,
+            grace,
+        });
         Ok(())
     }
 
@@ -518,7 +535,7 @@ impl Drop for Servers {
             terminate(&s.child);
         }
         for s in self.children.iter_mut().rev() {
-            stop(&mut s.child);
+            stop(&mut s.child, s.grace);
         }
         if self.keep_logs {
             let _ = std::fs::remove_dir_all(self.dir.join("seaweedfs-data"));
@@ -536,11 +553,11 @@ fn terminate(child: &Child) {
     unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM) };
 }
 
-/// SIGTERM the child's process group, SIGKILL it after the grace period, then reap it.
-fn stop(child: &mut Child) {
+/// SIGTERM the child's process group, SIGKILL it after `grace`, then reap it.
+fn stop(child: &mut Child, grace: Duration) {
     let group = child.id() as libc::pid_t;
     terminate(child);
-    let deadline = Instant::now() + STOP_GRACE;
+    let deadline = Instant::now() + grace;
     let mut killed = false;
     while !exited(child) {
         if !killed && Instant::now() > deadline {
