@@ -125,8 +125,17 @@ async fn a_refused_connection_is_marked_not_connected() {
         .local_addr()
         .unwrap()
         .port();
-    let mut o = options(Vec::new(), Policy::RoundRobin, Duration::ZERO);
-    o.endpoint_url = Some(format!("http://127.0.0.1:{port}"));
+    let o = S3Options {
+        endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+        region: Some("us-east-1".into()),
+        credentials: Some(StaticCredentials {
+            access_key_id: "unused".into(),
+            secret_access_key: "unused".into(),
+            session_token: None,
+        }),
+        max_attempts: 1,
+        ..S3Options::default()
+    };
     let store = S3Store::new("b", o).await.unwrap();
     let e = store.head("k").await.unwrap_err();
     assert_eq!(
