@@ -21,8 +21,10 @@
 //!   upload lives where it started); a GET body is read from the endpoint that answered.
 //!   Listing tokens go to any endpoint: the endpoints are one cluster, whose tokens name a
 //!   position in the bucket, not a session.
-//! - When no endpoint is up, the call fails at once with [`ErrorKind::Interrupted`]
-//!   (retryable) naming every endpoint and why it is down.
+//! - When no endpoint is up (or none of them could be reached in this call), the call fails
+//!   with [`ErrorKind::Interrupted`] (retryable) naming every endpoint and why it is down.
+//!   The error is marked [`ConnectionFailure::NotConnected`] when no request of the call
+//!   reached an endpoint, so the retry layer may send even a conditional write again.
 //!
 //! No I/O happens here; only the clock.
 
@@ -292,27 +294,15 @@ impl Shared {
         F: Fn(Arc<dyn ObjectStore>) -> BoxFuture<'static, Result<T>>,
     {
         let mut tried = vec![false; self.endpoints.len()];
-        let mut failed: Vec<Error> = Vec::new();
+        // Whether a request of this call may have reached an endpoint.
+        let mut maybe_sent = false;
         loop {
             let Some(mut lease) = self.pick(&tried) else {
-                return Err(match failed.len() {
-                    0 => self.all_down(op, uri()),
-                    1 => failed.remove(0),
-                    _ => {
-                        let last = failed.pop().expect("more than one failure");
-                        let names: Vec<&str> = (0..tried.len())
-                            .filter(|i| tried[*i])
-                            .map(|i| self.endpoints[i].name.as_str())
-                            .collect();
-                        Error::new(
-                            last.kind(),
-                            format!("no endpoint could be reached (tried {})", names.join(", ")),
-                        )
-                        .set_retryable(last.is_retryable())
-                        .with_source(last)
-                        .context(op, uri())
-                    }
-                });
+                let how = match maybe_sent {
+                    false => ConnectionFailure::NotConnected,
+                    true => ConnectionFailure::NoAnswer,
+                };
+                return Err(self.all_down(op, uri()).with_connection_failure(how));
             };
             tried[lease.i] = true;
             let err = match attempt(Arc::clone(&lease.endpoint().store)).await {
@@ -331,7 +321,7 @@ impl Shared {
                 return Err(err);
             }
             tracing::debug!(endpoint = %lease.endpoint().name, error = %err, "trying another endpoint");
-            failed.push(err);
+            maybe_sent |= how == ConnectionFailure::NoAnswer;
         }
     }
 }
@@ -579,6 +569,8 @@ mod tests {
     struct Gate {
         inner: Arc<MemoryStore>,
         refuse: AtomicBool,
+        /// Refuse this many more connections.
+        refuse_next: AtomicU64,
         reset_after: AtomicBool,
         delay: Mutex<Duration>,
     }
@@ -588,13 +580,17 @@ mod tests {
             Arc::new(Self {
                 inner: Arc::clone(inner),
                 refuse: AtomicBool::new(false),
+                refuse_next: AtomicU64::new(0),
                 reset_after: AtomicBool::new(false),
                 delay: Mutex::new(Duration::ZERO),
             })
         }
 
         async fn enter(&self) -> Result<()> {
-            if self.refuse.load(Ordering::SeqCst) {
+            let next = self
+                .refuse_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if self.refuse.load(Ordering::SeqCst) || next.is_ok() {
                 return Err(Error::new(ErrorKind::Interrupted, "connection refused")
                     .with_connection_failure(ConnectionFailure::NotConnected));
             }
@@ -746,11 +742,15 @@ mod tests {
         for g in &gates {
             g.refuse.store(true, Ordering::SeqCst);
         }
-        let e = s.head("k").await.unwrap_err();
-        assert!(
-            e.to_string().contains("no endpoint could be reached"),
-            "{e}"
-        );
+        // Both tried in this call, then both out of rotation in the next.
+        for _ in 0..2 {
+            let e = s.head("k").await.unwrap_err();
+            assert_eq!(
+                e.connection_failure(),
+                Some(ConnectionFailure::NotConnected)
+            );
+        }
+        assert_eq!(requests(&s), [1, 1]);
         let e = s.head("k").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Interrupted);
         assert!(e.is_retryable());
@@ -793,6 +793,26 @@ mod tests {
         let (s, gates) = balanced(2, Policy::RoundRobin, Duration::from_secs(60));
         gates[0].refuse.store(true, Ordering::SeqCst);
         s.put("c", Bytes::from_static(b"3"), create).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_create_only_write_that_reached_no_endpoint_is_retried_above() {
+        use crate::retry::{RetryPolicy, RetryStore};
+        let (s, gates) = balanced(2, Policy::RoundRobin, Duration::ZERO);
+        for g in &gates {
+            g.refuse_next.store(1, Ordering::SeqCst);
+        }
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        let r = RetryStore::new(Arc::new(s.clone()), policy);
+        r.put("c", Bytes::from_static(b"1"), PutOptions::create())
+            .await
+            .unwrap();
+        assert_eq!(r.stats().snapshot().1, 1, "one retry");
+        assert_eq!(requests(&s).iter().sum::<u64>(), 3);
     }
 
     #[tokio::test]
