@@ -1,6 +1,8 @@
 //! The servers the tests run against, on 127.0.0.1 only: SeaweedFS (`weed mini`, which
-//! checks SigV4 signatures) and moto (which accepts any keys) for S3, and Azurite's blob
-//! service (which checks Shared Key signatures of its development account). Each run
+//! checks SigV4 signatures) and moto (which accepts any keys) for S3, a SeaweedFS cluster
+//! (one master, three volume servers, one filer, two S3 gateways) for the multi-endpoint
+//! store, and Azurite's blob service (which checks Shared Key signatures of its
+//! development account). Each run
 //! gets fresh data under `target/test-tools/run-<pid>/`; the tests find the servers through
 //! the `S3DLIO_TEST_*` variables in [`Servers::env`] (see docs/TESTING.md). The S3 benchmark
 //! starts SeaweedFS alone ([`start_seaweedfs`]), configured the same way.
@@ -40,6 +42,8 @@ struct Server {
     name: &'static str,
     child: Child,
     log: PathBuf,
+    /// How long it may take to exit after SIGTERM.
+    grace: Duration,
 }
 
 /// Azurite's development account and its well-known key (published by Microsoft).
@@ -57,7 +61,8 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
     let (weed_port, held) = free_ports(&mut rng, &weed_offsets())?;
     let (moto_port, held2) = free_ports(&mut rng, &[0])?;
     let (azurite_port, held3) = free_ports(&mut rng, &[0])?;
-    drop((held, held2, held3));
+    let (cluster_port, held4) = free_ports(&mut rng, &cluster_offsets())?;
+    drop((held, held2, held3, held4));
 
     spawn_seaweedfs(&mut servers, tools, weed_port, &access_key, &secret_key, 64)?;
     let mut moto = Command::new(&tools.moto_server);
@@ -65,6 +70,7 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
     scrub_aws(&mut moto);
     servers.spawn("moto", &mut moto)?;
     spawn_azurite(&mut servers, &tools.azurite_blob, azurite_port)?;
+    let gateways = spawn_cluster(&mut servers, tools, cluster_port, &access_key, &secret_key)?;
 
     // Anonymous `GET /`: SeaweedFS refuses it (403) once S3 is up, moto lists buckets (200),
     // Azurite finds no account in the path (400).
@@ -72,6 +78,7 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
     servers.wait_ready(0, weed_port, 403, deadline)?;
     servers.wait_ready(1, moto_port, 200, deadline)?;
     servers.wait_ready(2, azurite_port, 400, deadline)?;
+    servers.wait_cluster(cluster_port, deadline)?;
     servers.keep_logs = false;
 
     servers.env = [
@@ -84,6 +91,12 @@ pub fn start(tools: &Tools) -> Result<Servers, String> {
         ("S3DLIO_TEST_AZURITE", azurite_url(azurite_port)),
         ("S3DLIO_TEST_AZURITE_ACCOUNT", AZURITE_ACCOUNT.to_owned()),
         ("S3DLIO_TEST_AZURITE_KEY", AZURITE_KEY.to_owned()),
+        ("S3DLIO_TEST_S3_CLUSTER", gateways.join(",")),
+        (
+            "S3DLIO_TEST_S3_CLUSTER_FILER",
+            format!("127.0.0.1:{}", cluster_port + CLUSTER_FILER),
+        ),
+        ("S3DLIO_TEST_WEED", tools.weed.display().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -171,6 +184,84 @@ fn url(port: u16) -> String {
 fn weed_offsets() -> Vec<u16> {
     [0, 1, 2, 3, 4].map(|o| [o, o + GRPC_OFFSET]).concat()
 }
+
+/// The cluster's ports as offsets from its base port: the master, three volume servers,
+/// the filer, two S3 gateways (each with its gRPC twin).
+const CLUSTER_VOLUMES: [u16; 3] = [1, 2, 3];
+const CLUSTER_FILER: u16 = 4;
+const CLUSTER_GATEWAYS: [u16; 2] = [5, 6];
+
+fn cluster_offsets() -> Vec<u16> {
+    (0..7u16).flat_map(|o| [o, o + GRPC_OFFSET]).collect()
+}
+
+/// Start a SeaweedFS cluster on `port` and the six ports after it (plus their gRPC twins):
+/// `weed master`, three `weed volume`, one `weed filer` and two `weed s3` gateways in
+/// front of that filer, which accept the one identity given (SeaweedFS reads it from the
+/// environment when it has no other S3 configuration). Returns the gateways' URLs. Data
+/// under the run directory's `seaweedfs-data/cluster`.
+fn spawn_cluster(
+    servers: &mut Servers,
+    tools: &Tools,
+    port: u16,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<Vec<String>, String> {
+    let data = servers.dir.join("seaweedfs-data").join("cluster");
+    let p = |o: u16| port + o;
+    // Global flags first; every process binds to and advertises 127.0.0.1 only.
+    let weed = |what: &str, o: u16| {
+        let mut c = Command::new(&tools.weed);
+        c.args(["-logtostderr", what, "-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-port={}", p(o)))
+            .arg(format!("-port.grpc={}", p(o) + GRPC_OFFSET));
+        scrub_aws(&mut c);
+        c
+    };
+    let dir = |name: &str| -> Result<String, String> {
+        let d = data.join(name);
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        Ok(d.display().to_string())
+    };
+    let master = format!("127.0.0.1:{}", p(0));
+
+    let mut m = weed("master", 0);
+    m.arg(format!("-mdir={}", dir("master")?))
+        .args(["-telemetry=false", "-volumeSizeLimitMB=64"]);
+    servers.spawn("cluster-master", &mut m)?;
+    for (i, o) in CLUSTER_VOLUMES.into_iter().enumerate() {
+        let mut v = weed("volume", o);
+        v.arg(format!("-dir={}", dir(&format!("volume{i}"))?))
+            .arg(format!("-master={master}"))
+            // Stop at once on SIGTERM (the default waits 10 s).
+            .args(["-max=100", "-preStopSeconds=0"]);
+        servers.spawn(VOLUME_NAMES[i], &mut v)?;
+    }
+    let mut f = weed("filer", CLUSTER_FILER);
+    f.arg(format!("-defaultStoreDir={}", dir("filer")?))
+        .arg(format!("-master={master}"))
+        .arg("-localSocket=cluster-filer.sock");
+    // The filer's graceful stop waits 15 s for its gRPC streams; its data is thrown away.
+    servers.spawn_with_grace("cluster-filer", &mut f, Duration::from_secs(1))?;
+    let filer = format!("127.0.0.1:{}", p(CLUSTER_FILER));
+    for (i, o) in CLUSTER_GATEWAYS.into_iter().enumerate() {
+        let mut g = weed("s3", o);
+        g.arg(format!("-filer={filer}"))
+            .args(["-port.iceberg=0", "-port.lance=0"])
+            .arg(format!("-localSocket=cluster-s3-{i}.sock"))
+            .args([
+                "-autoCreateBucket=false",
+                "-allowDeleteBucketNotEmpty=false",
+            ])
+            .env("AWS_ACCESS_KEY_ID", access_key)
+            .env("AWS_SECRET_ACCESS_KEY", secret_key);
+        servers.spawn(GATEWAY_NAMES[i], &mut g)?;
+    }
+    Ok(CLUSTER_GATEWAYS.map(|o| url(p(o))).to_vec())
+}
+
+const VOLUME_NAMES: [&str; 3] = ["cluster-volume0", "cluster-volume1", "cluster-volume2"];
+const GATEWAY_NAMES: [&str; 2] = ["cluster-s3-0", "cluster-s3-1"];
 
 /// A fresh run directory `<runs>/run-<pid>/` (the stale ones of dead xtask processes are
 /// removed first) and no servers yet; a failure keeps the logs until the caller clears
@@ -310,6 +401,15 @@ impl Servers {
     }
 
     fn spawn(&mut self, name: &'static str, cmd: &mut Command) -> Result<(), String> {
+        self.spawn_with_grace(name, cmd, STOP_GRACE)
+    }
+
+    fn spawn_with_grace(
+        &mut self,
+        name: &'static str,
+        cmd: &mut Command,
+        grace: Duration,
+    ) -> Result<(), String> {
         let log = self.dir.join(format!("{name}.log"));
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out
@@ -341,8 +441,53 @@ impl Servers {
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {name} ({}): {e}", crate::shown(cmd)))?;
-        self.children.push(Server { name, child, log });
+        self.children.push(Server {
+            name,
+            child,
+            log,
+            grace,
+        });
         Ok(())
+    }
+
+    /// Wait until the cluster on `port` can store objects: every volume server has
+    /// registered with the master, and both gateways answer (403 to an anonymous `GET /`).
+    fn wait_cluster(&self, port: u16, deadline: Instant) -> Result<(), String> {
+        let index = |name: &str| {
+            self.children
+                .iter()
+                .position(|s| s.name == name)
+                .expect("cluster process started")
+        };
+        for (i, o) in CLUSTER_GATEWAYS.into_iter().enumerate() {
+            self.wait_ready(index(GATEWAY_NAMES[i]), port + o, 403, deadline)?;
+        }
+        let master = index("cluster-master");
+        loop {
+            let status = http_get(port, "/dir/status").unwrap_or_default();
+            let registered = CLUSTER_VOLUMES
+                .iter()
+                .filter(|o| status.contains(&format!("\"127.0.0.1:{}\"", port + *o)))
+                .count();
+            if registered == CLUSTER_VOLUMES.len() {
+                return Ok(());
+            }
+            if exited(&self.children[master].child) || caught_signal().is_some() {
+                return Err(format!(
+                    "the cluster's master stopped\n{}",
+                    tail(&self.children[master].log)
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{registered} of 3 volume servers registered with the cluster's master \
+                     within {} s\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    tail(&self.children[master].log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn wait_ready(
@@ -385,8 +530,12 @@ impl Servers {
 
 impl Drop for Servers {
     fn drop(&mut self) {
+        // All at once: the cluster's processes each take a moment to stop.
+        for s in self.children.iter().rev() {
+            terminate(&s.child);
+        }
         for s in self.children.iter_mut().rev() {
-            stop(&mut s.child);
+            stop(&mut s.child, s.grace);
         }
         if self.keep_logs {
             let _ = std::fs::remove_dir_all(self.dir.join("seaweedfs-data"));
@@ -397,24 +546,29 @@ impl Drop for Servers {
     }
 }
 
-/// SIGTERM the child's process group, SIGKILL it after the grace period, then reap it.
-fn stop(child: &mut Child) {
+/// SIGTERM the child's process group.
+fn terminate(child: &Child) {
+    // SAFETY: a plain syscall. The group id cannot name anyone else: it is our child's
+    // pid, and the child is not reaped until `stop`.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM) };
+}
+
+/// SIGTERM the child's process group, SIGKILL it after `grace`, then reap it.
+fn stop(child: &mut Child, grace: Duration) {
     let group = child.id() as libc::pid_t;
-    // SAFETY: plain syscalls. The group id cannot name anyone else: it is our child's pid,
-    // and the child is not reaped until the end.
-    unsafe { libc::kill(-group, libc::SIGTERM) };
-    let deadline = Instant::now() + STOP_GRACE;
+    terminate(child);
+    let deadline = Instant::now() + grace;
     let mut killed = false;
     while !exited(child) {
         if !killed && Instant::now() > deadline {
-            // SAFETY: as above.
+            // SAFETY: as in `terminate`.
             unsafe { libc::kill(-group, libc::SIGKILL) };
             killed = true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     // Whatever else is still in the group (the exited leader keeps the id reserved).
-    // SAFETY: as above.
+    // SAFETY: as in `terminate`.
     unsafe { libc::kill(-group, libc::SIGKILL) };
     let _ = child.wait();
 }
@@ -438,6 +592,21 @@ fn exited(child: &Child) -> bool {
     }
     // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zero: still running).
     unsafe { info.si_pid() != 0 }
+}
+
+/// The whole answer (head and body) to an anonymous `GET path`, or None if nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
 }
 
 /// The status code of an anonymous `GET /`, or None if nothing answers.

@@ -33,7 +33,9 @@ pub struct Cli {
 /// S3 connection settings; each overrides its AWS_* variable.
 #[derive(Debug, Clone, Default, Args)]
 pub struct S3Flags {
-    /// S3 endpoint of an S3-compatible store (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL).
+    /// S3 endpoint of an S3-compatible store (else S3DLIO_ENDPOINTS, AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL); several endpoints of one cluster separated by commas are used
+    /// together (S3DLIO_LOAD_BALANCE).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
     /// S3 region (else AWS_REGION, the profile's, us-east-1).

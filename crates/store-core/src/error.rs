@@ -111,6 +111,20 @@ impl fmt::Display for Operation {
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// How far a request got when its connection failed, as the backend knows it. The
+/// multi-endpoint layer ([`crate::balance`]) reads it to take an endpoint out of rotation
+/// and to decide whether the request may go to another endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionFailure {
+    /// No connection was made (refused, connect timeout, name not resolved): the request
+    /// never reached the service, so sending it elsewhere is always safe.
+    NotConnected,
+    /// The connection failed after the request may have been sent and before any answer
+    /// (reset, closed): the service may have performed it.
+    NoAnswer,
+}
+
 /// The error of every s3dlio operation.
 ///
 /// Displayed as `GET s3://bucket/key: not found: <message>: <source>: <source's source>…`,
@@ -122,6 +136,7 @@ pub struct Error {
     operation: Option<Operation>,
     uri: Option<String>,
     request_id: Option<String>,
+    connection: Option<ConnectionFailure>,
     source: Option<Source>,
 }
 
@@ -138,6 +153,7 @@ impl Error {
             operation: None,
             uri: None,
             request_id: None,
+            connection: None,
             source: None,
         }
     }
@@ -188,6 +204,17 @@ impl Error {
     pub fn set_retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
         self
+    }
+
+    /// Mark this error as a failed connection to the service (see [`ConnectionFailure`]).
+    pub fn with_connection_failure(mut self, how: ConnectionFailure) -> Self {
+        self.connection = Some(how);
+        self
+    }
+
+    /// Whether the connection to the service failed, and how far the request got.
+    pub fn connection_failure(&self) -> Option<ConnectionFailure> {
+        self.connection
     }
 
     /// Attach operation and URI in one call; the usual way backends add context.
@@ -282,6 +309,7 @@ impl fmt::Debug for Error {
             .field("operation", &self.operation)
             .field("uri", &self.uri)
             .field("request_id", &self.request_id)
+            .field("connection", &self.connection)
             .field("message", &self.message)
             .field("source", &self.source)
             .finish()

@@ -20,6 +20,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod balance;
 #[cfg(feature = "compression")]
 pub mod compress;
 pub mod error;
@@ -38,7 +39,8 @@ pub mod uri;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{Error, ErrorKind, Operation, Result};
+pub use balance::{BalanceOptions, BalancedStore, EndpointStats, Policy};
+pub use error::{ConnectionFailure, Error, ErrorKind, Operation, Result};
 pub use fault::{Fault, FaultStore};
 pub use memory::MemoryStore;
 pub use pool::BufferPool;

@@ -12,7 +12,7 @@
 //! | `get`, `head`, `list_page`, `delete`, `delete_many` | always (they change nothing, or end in the same state) |
 //! | `get` body | resumed from the last byte received, pinned to the ETag (never unpinned) |
 //! | `put` with `PutMode::Overwrite`, `copy` without `create_only` | always: the same bytes land again |
-//! | `put` with `Create` or `IfMatch`, `copy` with `create_only` | only on [`ErrorKind::RateLimited`]: the service refused the request without doing it. After a reset or a timeout the first attempt may have succeeded, and a second would report `AlreadyExists` or `PreconditionFailed` for our own write, so the error is returned |
+//! | `put` with `Create` or `IfMatch`, `copy` with `create_only` | only on [`ErrorKind::RateLimited`] (the service refused the request without doing it) or a connection never made ([`crate::ConnectionFailure::NotConnected`]). After a reset or a timeout the first attempt may have succeeded, and a second would report `AlreadyExists` or `PreconditionFailed` for our own write, so the error is returned |
 //! | `writer` (opening one) | always: nothing is visible before `complete` |
 //! | writer `write`, `complete`, `abort` | never here: a stream cannot be replayed; backends retry each part |
 //!
@@ -435,9 +435,10 @@ fn exhausted(err: Error, n: u32) -> Error {
 }
 
 /// Whether a conditional write may be retried after `e`: only when the service refused it
-/// without doing it.
+/// without doing it, or it never reached the service.
 fn refused_unperformed(e: &Error) -> bool {
     e.kind() == ErrorKind::RateLimited
+        || e.connection_failure() == Some(crate::error::ConnectionFailure::NotConnected)
 }
 
 /// Any store, with retries, timeouts, GET resumption and adaptive concurrency; see the

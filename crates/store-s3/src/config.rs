@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::Client;
-use s3dlio_store_core::{Error, ErrorKind, Result};
+use s3dlio_store_core::{BalanceOptions, Error, ErrorKind, Policy, Result};
 
 use crate::lean::{LeanClient, LeanConfig};
 
@@ -50,6 +50,16 @@ pub struct S3Options {
     /// Endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000`. Else
     /// `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, or AWS.
     pub endpoint_url: Option<String>,
+    /// Several endpoints of one cluster (S3 gateways in front of the same buckets): with
+    /// more than one, each bucket's requests are spread over them by a
+    /// `s3dlio_store_core::BalancedStore` with `balance` (one client per endpoint, the same
+    /// region, credentials and tuning). Else `S3DLIO_ENDPOINTS` (comma-separated). Not
+    /// together with `endpoint_url`; one endpoint here is the same as `endpoint_url`.
+    pub endpoints: Vec<String>,
+    /// How requests are spread over `endpoints`: the policy (else `S3DLIO_LOAD_BALANCE`,
+    /// `round-robin` or `least-outstanding`) and how long an endpoint whose connections
+    /// fail stays out of rotation (else `S3DLIO_ENDPOINT_COOLDOWN`; default 5 s).
+    pub balance: BalanceOptions,
     /// Region. Else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's region; with a custom
     /// endpoint and none of those, `us-east-1` (most S3-compatible stores ignore it).
     pub region: Option<String>,
@@ -111,6 +121,8 @@ impl Default for S3Options {
     fn default() -> Self {
         Self {
             endpoint_url: None,
+            endpoints: Vec::new(),
+            balance: BalanceOptions::default(),
             region: None,
             profile: None,
             ca_bundle: None,
@@ -148,6 +160,15 @@ pub enum UploadIntegrity {
     None,
 }
 
+/// `http://a:9000, http://b:9000,` as a list of endpoints (empty items dropped).
+pub(crate) fn parse_endpoints(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// S3's smallest part (except the last).
 pub const MIN_PART_SIZE: usize = 5 * MIB;
 /// S3's largest part.
@@ -183,12 +204,15 @@ impl S3Options {
         if self.get_concurrency == 0 || self.upload_concurrency == 0 || self.max_attempts == 0 {
             return bad("concurrency and max_attempts must be at least 1".into());
         }
-        if let Some(ep) = &self.endpoint_url {
+        for ep in self.endpoint_url.iter().chain(&self.endpoints) {
             if !(ep.starts_with("http://") || ep.starts_with("https://")) {
                 return bad(format!(
                     "endpoint URL '{ep}' must start with http:// or https://"
                 ));
             }
+        }
+        if self.endpoint_url.is_some() && !self.endpoints.is_empty() {
+            return bad("set endpoint_url or endpoints, not both".into());
         }
         Ok(())
     }
@@ -237,6 +261,20 @@ impl S3Options {
         if let Some(v) = get("S3DLIO_LEAN_REQUESTS", parse_bool)? {
             self.lean_requests = v;
         }
+        if self.endpoints.is_empty() && self.endpoint_url.is_none() {
+            if let Some(v) = env("S3DLIO_ENDPOINTS") {
+                self.endpoints = parse_endpoints(&v);
+            }
+        }
+        if let Some(v) = get("S3DLIO_LOAD_BALANCE", Policy::parse)? {
+            self.balance.policy = v;
+        }
+        if let Some(v) = get(
+            "S3DLIO_ENDPOINT_COOLDOWN",
+            s3dlio_store_core::retry::parse_duration,
+        )? {
+            self.balance.cooldown = v;
+        }
         if let Some(v) = get("S3DLIO_MAX_ATTEMPTS", count)? {
             self.max_attempts = u32::try_from(v)
                 .map_err(|_| Error::invalid_input("S3DLIO_MAX_ATTEMPTS is too large"))?;
@@ -245,10 +283,12 @@ impl S3Options {
         Ok(self)
     }
 
-    /// The endpoint from the options or the environment.
+    /// The endpoint from the options or the environment (with several `endpoints`, the
+    /// first).
     pub fn effective_endpoint(&self) -> Option<String> {
         self.endpoint_url
             .clone()
+            .or_else(|| self.endpoints.first().cloned())
             .or_else(|| env("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env("AWS_ENDPOINT_URL"))
     }
@@ -428,6 +468,25 @@ mod tests {
         };
         assert!(o.validate().unwrap_err().to_string().contains("http://"));
         assert!(S3Options::default().validate().is_ok());
+    }
+
+    #[test]
+    fn endpoint_lists_are_checked() {
+        assert_eq!(
+            parse_endpoints(" http://a:1, ,http://b:2,"),
+            ["http://a:1", "http://b:2"]
+        );
+        let o = S3Options {
+            endpoints: vec!["http://a:1".into(), "b:2".into()],
+            ..S3Options::default()
+        };
+        assert!(o.validate().unwrap_err().to_string().contains("'b:2'"));
+        let o = S3Options {
+            endpoint_url: Some("http://a:1".into()),
+            endpoints: vec!["http://b:2".into()],
+            ..S3Options::default()
+        };
+        assert!(o.validate().unwrap_err().to_string().contains("not both"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
-use s3dlio_store_core::{Error, ErrorKind, Operation};
+use s3dlio_store_core::{ConnectionFailure, Error, ErrorKind, Operation};
 
 /// What we could learn from a failed request.
 #[derive(Debug, Clone, Default)]
@@ -90,6 +90,7 @@ where
             .raw_response()
             .and_then(|r| r.headers().get("x-amz-request-id").map(str::to_owned)),
     };
+    let mut connection = None;
     let (kind, retryable, what) = match &err {
         SdkError::TimeoutError(_) => (ErrorKind::Timeout, true, "request timed out".to_owned()),
         SdkError::DispatchFailure(d) => {
@@ -117,6 +118,7 @@ where
                 } else {
                     ErrorKind::Other
                 };
+                connection = connection_failure(&err, &context, d.is_io() || transient);
                 // The context names the endpoint and the OS error (e.g. connection refused).
                 (
                     kind,
@@ -152,7 +154,44 @@ where
     if let Some(id) = failure.request_id {
         e = e.with_request_id(id);
     }
+    if let Some(how) = connection {
+        e = e.with_connection_failure(how);
+    }
     e
+}
+
+/// How far a request that could not be sent got: not connected (refused, connect timeout,
+/// name not resolved: it never left), or lost before any answer (a reset or a connection
+/// closed after it may have been sent). A read timeout is neither: the server is there,
+/// only slow.
+pub(crate) fn connection_failure(
+    err: &(dyn std::error::Error + 'static),
+    context: &str,
+    io_or_transient: bool,
+) -> Option<ConnectionFailure> {
+    let mut refused = false;
+    let mut cause = Some(err);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cause = c.source();
+    }
+    // hyper-util's connect errors and the SDK's connect timeout name themselves.
+    let connecting = [
+        "client error (Connect)",
+        "HTTP connect timeout",
+        "dns error",
+    ]
+    .iter()
+    .any(|m| context.contains(m));
+    if refused || connecting {
+        Some(ConnectionFailure::NotConnected)
+    } else if io_or_transient {
+        Some(ConnectionFailure::NoAnswer)
+    } else {
+        None
+    }
 }
 
 /// `HTTP 404 NoSuchKey: The specified key does not exist.`

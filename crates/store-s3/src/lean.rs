@@ -34,10 +34,12 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use s3dlio_store_core::{ByteStream, Error, ErrorKind, ObjectMeta, Operation, Result, RetryPolicy};
+use s3dlio_store_core::{
+    ByteStream, ConnectionFailure, Error, ErrorKind, ObjectMeta, Operation, Result, RetryPolicy,
+};
 use tokio::sync::{Mutex, RwLock};
 
-use crate::error::{describe, kind_of, Failure};
+use crate::error::{connection_failure, describe, kind_of, Failure};
 
 /// Credentials are refreshed this long before they expire.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -521,7 +523,18 @@ fn send_error(e: &hyper_util::client::legacy::Error) -> Error {
     } else {
         ErrorKind::Interrupted
     };
-    Error::new(kind, format!("could not send the request: {chain}")).set_retryable(true)
+    let mut out =
+        Error::new(kind, format!("could not send the request: {chain}")).set_retryable(true);
+    // How far it got, for a balancer choosing whether another endpoint may take it.
+    let how = if e.is_connect() {
+        Some(ConnectionFailure::NotConnected)
+    } else {
+        connection_failure(e, &chain, true)
+    };
+    if let Some(how) = how {
+        out = out.with_connection_failure(how);
+    }
+    out
 }
 
 /// An error answer as our error: kind from the status and S3 code, the request id kept.

@@ -42,7 +42,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use s3dlio_store_core::{
-    ObjectStore, ObjectUri, Operation, Registry, Result, Scheme, StoreFactory,
+    BalancedStore, BufferPool, ObjectStore, ObjectUri, Operation, Registry, Result, Scheme,
+    StoreFactory,
 };
 use tokio::sync::OnceCell;
 
@@ -65,6 +66,8 @@ pub struct S3Factory {
     env_tuning: bool,
     client: OnceCell<(Client, S3Options)>,
     lean: OnceCell<Option<Arc<LeanClient>>>,
+    /// With several endpoints: one client per endpoint, built on first use.
+    endpoint_clients: OnceCell<Vec<EndpointClient>>,
 }
 
 impl S3Factory {
@@ -76,6 +79,7 @@ impl S3Factory {
             env_tuning: false,
             client: OnceCell::new(),
             lean: OnceCell::new(),
+            endpoint_clients: OnceCell::new(),
         }
     }
 
@@ -92,6 +96,7 @@ impl S3Factory {
             env_tuning: true,
             client: OnceCell::new(),
             lean: OnceCell::new(),
+            endpoint_clients: OnceCell::new(),
         }
     }
 
@@ -120,17 +125,83 @@ impl StoreFactory for S3Factory {
             .client()
             .await
             .map_err(|e| e.context(Operation::Open, uri.store_uri()))?;
+        if opts.endpoints.len() > 1 {
+            let clients = self
+                .endpoint_clients
+                .get_or_try_init(|| endpoint_clients(opts))
+                .await
+                .map_err(|e| e.context(Operation::Open, uri.store_uri()))?;
+            return Ok(Arc::new(
+                balanced_store(clients, &uri.container, opts).await?,
+            ));
+        }
         let lean = match self.lean.get().and_then(Option::as_ref) {
             Some(l) => l.bucket(&uri.container).await,
             None => None,
         };
-        Ok(Arc::new(S3Store::with_lean(
+        Ok(Arc::new(S3Store::assemble(
             client.clone(),
             lean,
             uri.container.clone(),
             opts.clone(),
+            BufferPool::new(opts.buffer_pool_bytes),
         )?))
     }
+}
+
+/// `bucket` through every endpoint of [`S3Options::endpoints`] (one client each, the same
+/// credentials and tuning), as one store spreading requests over them with
+/// [`S3Options::balance`]; see `s3dlio_store_core::balance`. The registry does this for
+/// `s3://` URIs when more than one endpoint is configured; this gives the
+/// [`BalancedStore`] itself, with its per-endpoint statistics.
+pub async fn open_balanced(bucket: &str, opts: S3Options) -> Result<BalancedStore> {
+    let clients = endpoint_clients(&opts)
+        .await
+        .map_err(|e| e.context(Operation::Open, format!("s3://{bucket}/")))?;
+    balanced_store(&clients, bucket, &opts).await
+}
+
+/// One client per endpoint: (endpoint, SDK client, lean path).
+type EndpointClient = (String, Client, Option<Arc<LeanClient>>);
+
+async fn endpoint_clients(opts: &S3Options) -> Result<Vec<EndpointClient>> {
+    opts.validate()?;
+    let mut out = Vec::with_capacity(opts.endpoints.len());
+    for ep in &opts.endpoints {
+        let one = S3Options {
+            endpoint_url: Some(ep.clone()),
+            endpoints: Vec::new(),
+            ..opts.clone()
+        };
+        let (client, lean) = one.build().await?;
+        out.push((ep.clone(), client, lean));
+    }
+    Ok(out)
+}
+
+/// One store per endpoint client, sharing one read-buffer pool.
+async fn balanced_store(
+    clients: &[EndpointClient],
+    bucket: &str,
+    opts: &S3Options,
+) -> Result<BalancedStore> {
+    let pool = BufferPool::new(opts.buffer_pool_bytes);
+    let mut stores = Vec::with_capacity(clients.len());
+    for (ep, client, lean) in clients {
+        let lean = match lean {
+            Some(l) => l.bucket(bucket).await,
+            None => None,
+        };
+        let store = S3Store::assemble(
+            client.clone(),
+            lean,
+            bucket.to_owned(),
+            opts.clone(),
+            Arc::clone(&pool),
+        )?;
+        stores.push((ep.clone(), Arc::new(store) as Arc<dyn ObjectStore>));
+    }
+    BalancedStore::new(stores, opts.balance.clone())
 }
 
 /// Register `s3://` in `registry`, configured from the environment (AWS_* and the

@@ -96,14 +96,18 @@ impl S3Store {
     /// Every request goes through that client. (Stores built by [`S3Store::new`] or the
     /// registry send GETs and single PUTs on a lean path instead, see `S3Options::lean_requests`.)
     pub fn from_client(client: Client, bucket: impl Into<String>, opts: S3Options) -> Result<Self> {
-        Self::with_lean(client, None, bucket.into(), opts)
+        let pool = BufferPool::new(opts.buffer_pool_bytes);
+        Self::assemble(client, None, bucket.into(), opts, pool)
     }
 
-    pub(crate) fn with_lean(
+    /// A store of `bucket` from its parts: the SDK client, the lean path if any, and the
+    /// pool of large reads' buffers (shared by the stores of one bucket's endpoints).
+    pub(crate) fn assemble(
         client: Client,
         lean: Option<LeanBucket>,
         bucket: String,
         opts: S3Options,
+        pool: Arc<BufferPool>,
     ) -> Result<Self> {
         opts.validate()?;
         if bucket.is_empty() {
@@ -114,7 +118,7 @@ impl S3Store {
                 base_uri: format!("s3://{bucket}/"),
                 client,
                 bucket,
-                pool: BufferPool::new(opts.buffer_pool_bytes),
+                pool,
                 lean,
                 opts,
             }),
@@ -132,7 +136,8 @@ impl S3Store {
             Some(l) => l.bucket(&bucket).await,
             None => None,
         };
-        Self::with_lean(client, lean, bucket, opts)
+        let pool = BufferPool::new(opts.buffer_pool_bytes);
+        Self::assemble(client, lean, bucket, opts, pool)
     }
 
     pub fn bucket(&self) -> &str {

@@ -85,7 +85,18 @@ pub struct Ctx {
 pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
     let mut o = S3Options::default().with_env_overrides()?;
     if let Some(v) = &flags.endpoint_url {
-        o.endpoint_url = Some(v.clone());
+        // One endpoint, or several of one cluster separated by commas (the flag wins over
+        // S3DLIO_ENDPOINTS).
+        let list: Vec<String> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (o.endpoint_url, o.endpoints) = match list.len() {
+            1 => (list.into_iter().next(), Vec::new()),
+            _ => (None, list),
+        };
     }
     if let Some(v) = &flags.region {
         o.region = Some(v.clone());

@@ -89,6 +89,13 @@ pub(crate) fn build(bucket: &str, opts: &S3Options) -> Result<AmazonS3> {
              AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
         )));
     }
+    if opts.endpoints.len() > 1 {
+        return Err(Error::not_supported(format!(
+            "the object_store backend uses one endpoint ({} given): several endpoints are \
+             balanced by the native backend only",
+            opts.endpoints.len()
+        )));
+    }
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
 
     let endpoint = opts.effective_endpoint();
@@ -218,6 +225,17 @@ mod tests {
         let e = build("b", &o).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotSupported);
         assert!(e.to_string().contains("profile 'dev'"), "{e}");
+    }
+
+    #[test]
+    fn several_endpoints_are_refused_not_ignored() {
+        let o = S3Options {
+            endpoints: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+            ..S3Options::default()
+        };
+        let e = build("b", &o).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotSupported);
+        assert!(e.to_string().contains("one endpoint (2 given)"), "{e}");
     }
 
     #[test]

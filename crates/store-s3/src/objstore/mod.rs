@@ -50,6 +50,7 @@
 //! | option | here |
 //! | --- | --- |
 //! | `endpoint_url` | honoured (else `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`); `http://` endpoints are allowed |
+//! | `endpoints`, `balance` | one endpoint is `endpoint_url`; **several are not supported** (`NotSupported` at construction): the native backend balances them |
 //! | `region` | honoured (else the environment, else `us-east-1`) |
 //! | `credentials` | honoured, session token included; else the environment, web identity, container credentials, then the instance metadata service |
 //! | `force_path_style` | honoured (else `S3DLIO_FORCE_PATH_STYLE`, else path style for a custom endpoint); virtual-hosted requests to a custom endpoint go to `bucket.host` |
