@@ -21,6 +21,7 @@ fn round_trip(data: &[u8]) {
         return;
     };
     let text = write(&log);
+    let data = String::from_utf8_lossy(data);
     match parse_op_log(text.as_bytes()) {
         Ok(again) => assert_eq!(again, log, "{data:?} read, written as {text:?}"),
         Err(e) => panic!("{data:?} read, written as {text:?}, which does not read: {e}"),
