@@ -42,6 +42,18 @@ impl<'a> Input<'a> {
         out
     }
 
+    /// The rest as framed records, each an 8-byte length field, a byte counting the data
+    /// bytes that follow, and up to that many bytes.
+    pub fn framed(&mut self) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        while !self.0.is_empty() {
+            let len = self.u64();
+            let n = usize::from(self.byte());
+            out.push((len, self.bytes(n).to_vec()));
+        }
+        out
+    }
+
     pub fn rest(&mut self) -> &'a [u8] {
         self.bytes(self.0.len())
     }

@@ -123,8 +123,17 @@ fn run_target(target: &'static str, bin: &Path, seconds: u64) -> Result<Outcome,
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     if !status.success() {
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        // The panic's message (not its backtrace), then libFuzzer's report.
+        let lines: Vec<&str> = text.lines().collect();
+        let mut tail: Vec<&str> = match lines.iter().position(|l| l.contains(" panicked at ")) {
+            Some(p) => lines[p..].iter().take(2).copied().collect(),
+            None => Vec::new(),
+        };
+        let report = lines
+            .iter()
+            .rposition(|l| l.starts_with("==") && l.contains("ERROR: libFuzzer"))
+            .unwrap_or(lines.len().saturating_sub(20));
+        tail.extend(&lines[report..]);
         let reproducer = text
             .lines()
             .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))

@@ -2,7 +2,10 @@
 //! properties (`tests/fuzz.rs`) and the cargo-fuzz target (`fuzz/`): each check panics,
 //! naming the input, when its property does not hold. Only with the `fuzzing` feature.
 
-use crate::{read_index, write_index, FormatError, IndexEntry, Indexer, TfRecordWriter};
+use crate::{
+    encode_header, masked_crc32c, read_index, write_index, FormatError, IndexEntry, Indexer,
+    TfRecordWriter,
+};
 
 /// Index `data` fed in chunks whose sizes cycle through `cuts` (a size of 0 counts as 1;
 /// no cuts: one chunk), then finish.
@@ -55,6 +58,20 @@ pub fn check_arbitrary_bytes(data: &[u8], cuts: &[usize], verify: bool) {
     if verify {
         assert_eq!(index_in_chunks(data, cuts, false).ok(), Some(entries));
     }
+}
+
+/// Records framed with the lengths given, whatever the length of their data: a header with
+/// a valid CRC around any length (which random bytes almost never carry), the data, and
+/// its valid CRC; then the checks of [`check_arbitrary_bytes`]. This reaches the length
+/// logic (records running past a chunk or the input, lengths near `u64::MAX`).
+pub fn check_framed(parts: &[(u64, Vec<u8>)], cuts: &[usize], verify: bool) {
+    let mut file = Vec::new();
+    for (len, data) in parts {
+        file.extend_from_slice(&encode_header(*len));
+        file.extend_from_slice(data);
+        file.extend_from_slice(&masked_crc32c(data).to_le_bytes());
+    }
+    check_arbitrary_bytes(&file, cuts, verify);
 }
 
 /// `records` written with [`TfRecordWriter`] index to exactly the entries it returned, in

@@ -35,6 +35,15 @@ proptest! {
     }
 
     #[test]
+    fn any_lengths_in_valid_headers_never_panic(parts in prop::collection::vec(
+                                                    (prop_oneof![0u64..400, (u64::MAX - 40)..=u64::MAX, any::<u64>()],
+                                                     prop::collection::vec(any::<u8>(), 0..300)), 0..6),
+                                                cuts in prop::collection::vec(1usize..64, 1..8),
+                                                verify in any::<bool>()) {
+        fuzzing::check_framed(&parts, &cuts, verify);
+    }
+
+    #[test]
     fn written_records_index_exactly_in_any_chunking(recs in records(),
                                                      cuts in prop::collection::vec(1usize..97, 1..8)) {
         fuzzing::check_written_records(&recs, &cuts);
