@@ -1,5 +1,6 @@
 //! Coverage-guided fuzzing: the cargo-fuzz targets of `fuzz/` (libFuzzer), each run for a
-//! bounded time. cargo-fuzz is installed from crates.io into `target/test-tools/cargo-fuzz`
+//! bounded time with its seeds (`fuzz/seeds/<target>`) and, where there is one, its
+//! dictionary (`fuzz/dicts/<target>.dict`). cargo-fuzz is installed from crates.io into `target/test-tools/cargo-fuzz`
 //! on first use (about a minute), like the other test tools. It asks rustc for `-Z` flags
 //! (sanitizer coverage, `cfg(fuzzing)`), which a stable toolchain accepts with
 //! `RUSTC_BOOTSTRAP=1`, set here for its build only; libfuzzer-sys compiles libFuzzer with
@@ -97,6 +98,7 @@ fn run_target(target: &'static str, bin: &Path, seconds: u64) -> Result<Outcome,
     let corpus = dir().join("corpus").join(target);
     let artifacts = dir().join("artifacts").join(target);
     let seeds = root().join("fuzz/seeds").join(target);
+    let dict = root().join("fuzz/dicts").join(format!("{target}.dict"));
     for d in [&corpus, &artifacts] {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
@@ -109,9 +111,12 @@ fn run_target(target: &'static str, bin: &Path, seconds: u64) -> Result<Outcome,
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .args(["-max_len=4096", "-timeout=20", "-rss_limit_mb=2048"])
-        .args(["-print_final_stats=1", "-close_fd_mask=1"])
-        .stdout(Stdio::null())
-        .stderr(log);
+        .args(["-print_final_stats=1", "-close_fd_mask=1"]);
+    if dict.is_file() {
+        // Tokens of the input's language, which mutations insert.
+        c.arg(format!("-dict={}", dict.display()));
+    }
+    c.stdout(Stdio::null()).stderr(log);
     eprintln!(
         "xtask: fuzzing {target} for {seconds} s (libFuzzer output: {})",
         log_path.display()
