@@ -1,11 +1,12 @@
 //! Coverage-guided fuzzing: the cargo-fuzz targets of `fuzz/` (libFuzzer), each run for a
 //! bounded time with its seeds (`fuzz/seeds/<target>`) and, where there is one, its
-//! dictionary (`fuzz/dicts/<target>.dict`). cargo-fuzz is installed from crates.io into `target/test-tools/cargo-fuzz`
-//! on first use (about a minute), like the other test tools. It asks rustc for `-Z` flags
-//! (sanitizer coverage, `cfg(fuzzing)`), which a stable toolchain accepts with
-//! `RUSTC_BOOTSTRAP=1`, set here for its build only; libfuzzer-sys compiles libFuzzer with
-//! the system's C++ compiler. No sanitizer: the parsers are safe Rust, which panics where
-//! ASan would report, and without it the targets run about twice as fast.
+//! dictionary (`fuzz/dicts/<target>.dict`). cargo-fuzz is installed from crates.io into
+//! `target/test-tools/cargo-fuzz` on first use (about a minute), like the other test
+//! tools. It asks rustc for `-Z` flags (sanitizer coverage, `cfg(fuzzing)`), which a
+//! stable toolchain accepts with `RUSTC_BOOTSTRAP=1`, set here for its build only;
+//! libfuzzer-sys compiles libFuzzer with the system's C++ compiler. No sanitizer: the
+//! parsers are safe Rust, which panics where ASan would report, and ASan made the `uri`
+//! target about 6 times slower (docs/RELIABILITY.md).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
