@@ -8,7 +8,8 @@
 //!   virtualenv and imported there.
 //! - `cargo xtask servers` — start those servers (and Azurite) for a developer's shell,
 //!   until Ctrl-C.
-//! - `cargo xtask fuzz [--cases N]` — the parsers' fuzz properties with many inputs.
+//! - `cargo xtask fuzz [--cases N] [--seconds N]` — the parsers' fuzz properties with many
+//!   inputs, then each cargo-fuzz target of `fuzz/` (libFuzzer) for a bounded time.
 //! - `cargo xtask soak [--minutes N]` — the soak run (`crates/cli/examples/soak.rs`)
 //!   against the servers of `test`, with faults injected; see `docs/RELIABILITY.md`.
 //! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]
@@ -28,6 +29,7 @@ mod checkpointbench;
 mod compare;
 mod datagenbench;
 mod directbench;
+mod fuzz;
 mod limits;
 mod loaderbench;
 mod measure;
@@ -50,7 +52,7 @@ fn main() -> ExitCode {
         Some("wheel") => python::wheel(&args[1..]),
         Some("servers") => serve(&args[1..]),
         Some("soak") => soak(&args[1..]),
-        Some("fuzz") => fuzz(&args[1..]),
+        Some("fuzz") => fuzz_command(&args[1..]),
         // Internal: the memory-copy limit, measured in a process of its own.
         Some("memcpy-rate") => limits::memcpy_command(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -74,9 +76,11 @@ usage: cargo xtask <command>
 commands:
   test [options]                rustfmt check and clippy -D warnings, then every test
                                 against S3 servers and Azurite started on 127.0.0.1, then
-                                pytest on the Python wheel (docs/TESTING.md)
+                                pytest on the Python wheel, then each cargo-fuzz target
+                                for 15 s (docs/TESTING.md)
         --no-clippy             skip clippy
         --no-servers            start no servers (tests that need them fail)
+        --no-fuzz               skip the cargo-fuzz targets
   wheel                         build the release wheel (target/wheels) and check that it
                                 installs and imports in a fresh virtualenv
   servers                       start the test servers, print their variables as
@@ -86,9 +90,13 @@ commands:
                                 requests), for N minutes (default 1; fractions allowed);
                                 reports operations, errors by kind, faults, mismatches
         --fault-rate R          share of requests that fail (default 0.1)
-  fuzz [--cases N]              the parsers' fuzz properties (URI, size/count/duration,
-                                TFRecord, DALI index, op-log) with N random inputs each
-                                (default 200000; `test` runs 2000)
+  fuzz [options]                the parsers' fuzz properties (URI, size/count/duration,
+                                TFRecord, DALI index, op-log) with many random inputs, then
+                                each cargo-fuzz target (uri, sizes, tfrecord, oplog) for a
+                                bounded time; a crash fails, naming its reproducer
+        --cases N               inputs per property (default 200000; `test` runs 2000)
+        --seconds N             seconds per cargo-fuzz target (default 60; `test` runs 15;
+                                0 skips them)
   bench [SUITE...] [options]    benchmarks against peers in the same run (suites: limits,
                                 file, s3, direct, az, loader, checkpoint, python, datagen,
                                 metrics, tfrecord, all; none given: all)
@@ -190,10 +198,12 @@ pub const FEATURES: [&str; 2] = [
 fn test(args: &[String]) -> Result<(), String> {
     let mut clippy = true;
     let mut start_servers = true;
+    let mut fuzz_targets = true;
     for a in args {
         match a.as_str() {
             "--no-clippy" => clippy = false,
             "--no-servers" => start_servers = false,
+            "--no-fuzz" => fuzz_targets = false,
             other => return Err(format!("test: unknown option '{other}'")),
         }
     }
@@ -239,8 +249,17 @@ fn test(args: &[String]) -> Result<(), String> {
             s.keep_logs();
         }
     }
-    result
+    drop(servers);
+    result?;
+    if fuzz_targets {
+        // Coverage-guided fuzzing, briefly: each cargo-fuzz target for a bounded time.
+        fuzz::run_targets(TEST_FUZZ_SECONDS)?;
+    }
+    Ok(())
 }
+
+/// Seconds per cargo-fuzz target in `cargo xtask test`.
+const TEST_FUZZ_SECONDS: u64 = 15;
 
 /// The crates with `tests/fuzz.rs`, the parsers' fuzz properties.
 const FUZZED: [&str; 3] = [
@@ -249,15 +268,24 @@ const FUZZED: [&str; 3] = [
     "s3dlio-metrics",
 ];
 
-/// `cargo xtask fuzz`: the fuzz properties with many more inputs than `test` gives them.
-fn fuzz(args: &[String]) -> Result<(), String> {
-    let cases = match args {
-        [] => 200_000u64,
-        [flag, n] if flag == "--cases" => n
-            .parse()
-            .map_err(|_| format!("fuzz: --cases takes a number, not '{n}'"))?,
-        _ => return Err(format!("fuzz: unknown arguments {args:?}")),
-    };
+/// `cargo xtask fuzz`: the fuzz properties with many more inputs than `test` gives them,
+/// then each cargo-fuzz target for a bounded time.
+fn fuzz_command(args: &[String]) -> Result<(), String> {
+    let mut cases = 200_000u64;
+    let mut seconds = 60u64;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("fuzz: {a} takes a number"))
+        };
+        match a.as_str() {
+            "--cases" => cases = value()?,
+            "--seconds" => seconds = value()?,
+            other => return Err(format!("fuzz: unknown option '{other}'")),
+        }
+    }
     let mut c = cargo();
     c.arg("test");
     for p in FUZZED {
@@ -270,7 +298,10 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         "xtask: fuzz: {cases} inputs for each of the properties in {}",
         FUZZED.join(", ")
     );
-    Ok(())
+    if seconds == 0 {
+        return Ok(());
+    }
+    fuzz::run_targets(seconds)
 }
 
 /// `cargo xtask soak`: the soak example against freshly started servers.

@@ -39,6 +39,9 @@
 //! ```
 
 mod export;
+/// The op-log reader's invariants, for the fuzz properties and the cargo-fuzz target.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod layer;
 mod metrics;
 mod op;

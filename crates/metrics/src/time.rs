@@ -38,7 +38,8 @@ impl Timestamp {
         self.0 - earlier.0
     }
 
-    /// Parse RFC 3339: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+    /// Parse RFC 3339: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; None for an instant
+    /// outside the years 0000 to 9999 in UTC, which could not be written back.
     pub fn parse(s: &str) -> Option<Self> {
         let b = s.as_bytes();
         if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
@@ -93,7 +94,13 @@ impl Timestamp {
         };
         let days = days_from_civil(year, month, day);
         let secs = days * SECS_PER_DAY + hour * 3600 + min * 60 + sec - offset_secs;
-        Some(Self(secs * NANOS_PER_SEC + frac))
+        let t = secs * NANOS_PER_SEC + frac;
+        // Only the instants RFC 3339 can write in UTC, years 0000 to 9999: an offset can
+        // move a time written in one of them out (`0000-01-01T00:00:00+01:00` is in year
+        // -1), and `Display` would then write what this does not read.
+        let first = days_from_civil(0, 1, 1) * SECS_PER_DAY * NANOS_PER_SEC;
+        let end = days_from_civil(10_000, 1, 1) * SECS_PER_DAY * NANOS_PER_SEC;
+        (first..end).contains(&t).then_some(Self(t))
     }
 }
 
@@ -183,6 +190,29 @@ mod tests {
         assert_eq!(leap.to_string(), "2024-02-29T23:59:59.000000000Z");
         let c = Timestamp::parse("2100-03-01T00:00:00Z").unwrap();
         assert_eq!(c.to_string(), "2100-03-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn times_outside_years_0000_to_9999_in_utc_are_refused() {
+        // Found by the op-log fuzz property (read, write back, read again): these read, but
+        // were written back as "-001-12-31T23:00:00.000000000Z" and "10000-01-01T...",
+        // which do not read.
+        for bad in [
+            "0000-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:59:60Z",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+        for good in [
+            "0000-01-01T00:00:00Z",
+            "0000-01-01T01:00:00+01:00",
+            "9999-12-31T23:59:59.999999999Z",
+            "9999-12-31T22:59:59-01:00",
+        ] {
+            let t = Timestamp::parse(good).expect(good);
+            assert_eq!(Timestamp::parse(&t.to_string()), Some(t), "{good}");
+        }
     }
 
     #[test]

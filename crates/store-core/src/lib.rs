@@ -39,6 +39,10 @@ pub mod uri;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+/// The parsers' invariants, for the fuzz properties and the cargo-fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use balance::{BalanceOptions, BalancedStore, EndpointStats, Policy};
 pub use error::{ConnectionFailure, Error, ErrorKind, Operation, Result};
 pub use fault::{Fault, FaultStore};

@@ -38,6 +38,9 @@
 mod access;
 mod error;
 mod format;
+/// The parsers' invariants, for the fuzz properties and the cargo-fuzz target.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod index;
 mod order;
 mod parse;
