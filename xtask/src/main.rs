@@ -208,6 +208,15 @@ fn test(args: &[String]) -> Result<(), String> {
         }
     }
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // The fuzz targets are a workspace of their own (cargo-fuzz's layout).
+    run(cargo().args([
+        "fmt",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--all",
+        "--",
+        "--check",
+    ]))?;
     if clippy {
         run(cargo()
             .args(["clippy", "--workspace", "--all-targets"])
