@@ -35,7 +35,13 @@ pub struct Options {
     pub bucket: Option<String>,
     /// `--compare`: an earlier run's JSON to print the changes against.
     pub compare: Option<PathBuf>,
+    /// `--procs`: the number of processes the multi-process rows of the `s3` and `datagen`
+    /// suites run (1: none).
+    pub procs: usize,
 }
+
+/// Processes of the multi-process rows unless `--procs` says otherwise.
+pub const DEFAULT_PROCS: usize = 2;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut suites = Vec::new();
@@ -46,6 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         endpoint: None,
         bucket: None,
         compare: None,
+        procs: DEFAULT_PROCS,
     };
     let mut runs = None;
     let mut it = args.iter();
@@ -61,6 +68,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     return Err("--runs must be at least 1".into());
                 }
                 runs = Some(n);
+            }
+            "--procs" => {
+                let v = it.next().ok_or("--procs needs a number")?;
+                opts.procs = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("--procs: '{v}' is not a number of processes"))?;
             }
             "--data-dir" => {
                 opts.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a path")?);

@@ -28,6 +28,7 @@ mod checkpointbench;
 mod compare;
 mod datagenbench;
 mod directbench;
+mod latency;
 mod limits;
 mod loaderbench;
 mod measure;
