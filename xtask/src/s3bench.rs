@@ -1029,6 +1029,9 @@ fn write_report(
         if opts.runs != default_runs {
             flags += &format!(" --runs {}", opts.runs);
         }
+        if flavor == Flavor::S3 && opts.procs != crate::bench::DEFAULT_PROCS {
+            flags += &format!(" --procs {}", opts.procs);
+        }
         let suite = match flavor {
             Flavor::S3 => "s3",
             Flavor::Python => "python",
@@ -1053,7 +1056,12 @@ fn write_report(
          - **Concurrency**: J is objects in flight{list}.\n\
          {who}- **Ratios**: throughput against the fastest peer on that workload, client CPU \
          against the peer that spends the least per unit.\n\
-         - **Reproduce**: `{reproduce}`.\n",
+         - **Latency** (small objects): each PUT or GET timed from its call to its last byte \
+         (ours: inside `s3_load`, into an HDR histogram; boto3 per `put_object`/`get_object` \
+         call; obstore per `put_async`/`get_async` and body read), percentiles of the median \
+         run in milliseconds; tools that run a whole batch in one call cannot be timed per \
+         operation and say so.\n\
+         {procs}- **Reproduce**: `{reproduce}`.\n",
         runs = if opts.runs == 1 {
             "One run per contender, in the order of the table".to_owned()
         } else {
@@ -1074,6 +1082,19 @@ fn write_report(
             "; LIST pages sequentially (1,000 keys a page) for everyone"
         } else {
             ""
+        },
+        procs = if contenders.iter().any(|c| c.procs() > 1) {
+            format!(
+                "- **{n} processes**: the native backend again as {n} `s3_load` processes \
+                 started at one moment (`--start-at`), each on its own contiguous share of the \
+                 objects with J/{n} in flight; operations, bytes, CPU and peak RSS summed, wall \
+                 time from the earliest start to the latest end, latency histograms merged. \
+                 Not judged against the targets (the single process is). LIST is one listing \
+                 and is not split.\n",
+                n = opts.procs
+            )
+        } else {
+            String::new()
         },
         who = match flavor {
             Flavor::S3 => format!(
