@@ -33,14 +33,12 @@
 //! it with other clients measured the same way. With `-s`, `get` checks that every object
 //! has that size.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use s3dlio_metrics::hdrhistogram::Histogram;
-use s3dlio_metrics::Latency;
 use s3dlio_store_core::{list_stream, ListItem, ListOptions, ObjectStoreExt, Registry};
 use s3dlio_store_s3::{S3Options, S3Store};
 
@@ -215,33 +213,6 @@ impl Done {
     }
 }
 
-/// `,"p50_ms":..,"max_ms":..,"latency_ns":[[V,C],...]`: the quantiles, then every recorded
-/// bucket of the histogram (its highest equivalent value and count).
-fn latency_fields(h: &Histogram<u64>) -> String {
-    let l = Latency::of(h);
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let mut out = format!(
-        ",\"p50_ms\":{:.4},\"p90_ms\":{:.4},\"p99_ms\":{:.4},\"p99.9_ms\":{:.4},\"max_ms\":{:.4}",
-        ms(l.p50),
-        ms(l.p90),
-        ms(l.p99),
-        ms(l.p999),
-        ms(l.max)
-    );
-    out.push_str(",\"latency_ns\":[");
-    for (i, v) in h.iter_recorded().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(
-            out,
-            "{sep}[{},{}]",
-            v.value_iterated_to(),
-            v.count_at_value()
-        );
-    }
-    out.push(']');
-    out
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = parse()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -355,7 +326,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu.as_secs_f64(),
         start_unix,
         start_unix + wall.as_secs_f64(),
-        done.latency.as_ref().map_or(String::new(), latency_fields)
+        done.latency
+            .as_ref()
+            .map_or(String::new(), s3dlio_metrics::latency_json_fields)
     );
     Ok(())
 }
