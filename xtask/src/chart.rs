@@ -285,7 +285,8 @@ fn draw_lines<DB: DrawingBackend>(
             [(right + 15, ly), (right + 30, ly + 10)],
             color.filled(),
         ))?;
-        let label: String = who.chars().take(40).collect();
+        // Short enough for the legend to fit the width with its figures.
+        let label: String = who.chars().take(28).collect();
         let tail = format!(
             "{label}: p50 {}, max {}",
             format_value(ms[0]),
