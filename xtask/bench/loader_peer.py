@@ -12,8 +12,11 @@ path-style addressing; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), e
 read whole by the dataset's transform, in a `torch.utils.data.DataLoader` of W worker
 processes (sharded across them by the dataset) or in the main process (W = 0).
 Only the iteration is timed: imports and loader creation come first. It prints one JSON
-line, {"samples":..,"bytes":..,"wall_s":..,"cpu_s":..}, and exits non-zero if it did not
-see exactly N samples of SIZE bytes.
+line, {"samples":..,"bytes":..,"wall_s":..,"cpu_s":..,"latency_ns":[[ns, count], ...]}, and
+exits non-zero if it did not see exactly N samples of SIZE bytes. The latencies are per
+batch: the time from one batch's delivery to the next one's (the first from the start), as
+`loader_bench` measures ours; the original's loader yields one sample at a time, so its
+batch is BATCH of them (the last one shorter).
 """
 
 import argparse
@@ -38,6 +41,25 @@ def cpu_seconds():
     return total
 
 
+class Batches:
+    """When each batch arrived: the gaps between deliveries, in nanoseconds."""
+
+    def __init__(self):
+        self.last = time.perf_counter_ns()
+        self.ns = []
+
+    def arrived(self):
+        now = time.perf_counter_ns()
+        self.ns.append(now - self.last)
+        self.last = now
+
+    def pairs(self):
+        counts = {}
+        for v in self.ns:
+            counts[v] = counts.get(v, 0) + 1
+        return sorted([v, c] for v, c in counts.items())
+
+
 def sizes(item):
     # A batch (list of samples) or one sample (bytes-like).
     if isinstance(item, (list, tuple)):
@@ -50,14 +72,24 @@ def original(uri, batch):
 
     loader = s3dlio.create_async_loader(uri, {"batch_size": batch})
     seen = []
+    batches = Batches()
 
     async def run():
+        pending = 0
         async for item in loader:
-            seen.extend(sizes(item))
+            got = sizes(item)
+            seen.extend(got)
+            pending += len(got)
+            if pending >= batch:
+                batches.arrived()
+                pending = 0
+        if pending:
+            batches.arrived()
 
     start, cpu0 = time.perf_counter(), cpu_seconds()
+    batches.last = time.perf_counter_ns()
     asyncio.run(run())
-    return seen, time.perf_counter() - start, cpu_seconds() - cpu0
+    return seen, time.perf_counter() - start, cpu_seconds() - cpu0, batches
 
 
 def read_all(obj):
@@ -79,11 +111,14 @@ def s3torch(a):
     )
     loader = DataLoader(ds, batch_size=a.b, num_workers=a.workers, collate_fn=list)
     seen = []
+    batches = Batches()
     start, cpu0 = time.perf_counter(), cpu_seconds()
+    batches.last = time.perf_counter_ns()
     for batch in loader:
+        batches.arrived()
         seen.extend(sizes(batch))
     # Worker processes' CPU counts too once they are joined (the iterator ends them).
-    return seen, time.perf_counter() - start, cpu_seconds() - cpu0
+    return seen, time.perf_counter() - start, cpu_seconds() - cpu0, batches
 
 
 def main():
@@ -98,13 +133,15 @@ def main():
     p.add_argument("--workers", type=int, default=0)
     a = p.parse_args()
     if a.tool == "s3dlio":
-        seen, wall, cpu = original(a.uri, a.b)
+        seen, wall, cpu, batches = original(a.uri, a.b)
     else:
-        seen, wall, cpu = s3torch(a)
+        seen, wall, cpu, batches = s3torch(a)
     if len(seen) != a.n or any(s != a.s for s in seen):
         print(f"saw {len(seen)} samples (sizes {sorted(set(seen))}), expected {a.n} of {a.s}", file=sys.stderr)
         sys.exit(1)
-    print(json.dumps({"samples": len(seen), "bytes": sum(seen), "wall_s": wall, "cpu_s": cpu}))
+    line = {"samples": len(seen), "bytes": sum(seen), "wall_s": wall, "cpu_s": cpu}
+    line["latency_ns"] = batches.pairs()
+    print(json.dumps(line))
 
 
 if __name__ == "__main__":

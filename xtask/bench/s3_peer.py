@@ -11,7 +11,11 @@ tool explicitly.
 Only the operation phase is timed: imports, client creation and payload generation come
 first. It prints one JSON line, {"ops":..,"bytes":..,"wall_s":..,"cpu_s":..}: wall time
 (perf_counter) and user + system CPU of this process and its waited-for children
-(getrusage SELF + CHILDREN, so s5cmd's Go process counts). It checks what it did (counts,
+(getrusage SELF + CHILDREN, so s5cmd's Go process counts). Where a tool makes one call per
+object (boto3, obstore) each PUT or GET is timed too, from the call to its last byte, and
+the line adds "latency_ns": [[nanoseconds, count], ...] (xtask puts them in an HDR
+histogram, as it does `s3_load`'s). Batch calls (s5cmd's `run`, the original s3dlio's
+put_many/get_many) time the batch only: their lines have no latencies. It checks what it did (counts,
 byte totals, for GET each object's size) without sending more requests, so the server's
 CPU over the run is the operation's, and exits non-zero on any error.
 """
@@ -34,6 +38,31 @@ def cpu_seconds():
         r = resource.getrusage(who)
         total += r.ru_utime + r.ru_stime
     return total
+
+
+class Latencies:
+    """Per-operation latencies, in nanoseconds (list.append is atomic under the GIL)."""
+
+    def __init__(self):
+        self.ns = []
+
+    def timed(self, fn):
+        def wrapper(*args):
+            t = time.perf_counter_ns()
+            r = fn(*args)
+            self.ns.append(time.perf_counter_ns() - t)
+            return r
+
+        return wrapper
+
+    def pairs(self):
+        counts = {}
+        for v in self.ns:
+            counts[v] = counts.get(v, 0) + 1
+        return sorted([v, c] for v, c in counts.items())
+
+
+LATENCY = Latencies()
 
 
 def key(prefix, i):
@@ -111,7 +140,7 @@ def boto3_run(a, st):
         return len(c.get_object(Bucket=a.bucket, Key=key(a.prefix, i))["Body"].read())
 
     with ThreadPoolExecutor(a.jobs) as pool:
-        sizes = list(pool.map(put if a.op == "put" else get, range(a.count)))
+        sizes = list(pool.map(LATENCY.timed(put if a.op == "put" else get), range(a.count)))
     return len(sizes), check_sizes(sizes, a.count, a.size)
 
 
@@ -147,13 +176,18 @@ def obstore_run(a, st):
 
         async def put(i):
             async with sem:
+                t = time.perf_counter_ns()
                 await obstore.put_async(s, key(a.prefix, i), st["bodies"][i])
+                LATENCY.ns.append(time.perf_counter_ns() - t)
                 return len(st["bodies"][i])
 
         async def get(i):
             async with sem:
+                t = time.perf_counter_ns()
                 r = await obstore.get_async(s, key(a.prefix, i))
-                return len(await r.bytes_async())
+                n = len(await r.bytes_async())
+                LATENCY.ns.append(time.perf_counter_ns() - t)
+                return n
 
         op = put if a.op == "put" else get
         return await asyncio.gather(*(op(i) for i in range(a.count)))
@@ -280,7 +314,11 @@ def main():
         check(ops == a.count, f"listed {ops} objects, expected {a.count}")
         want = a.count * a.size
         check(nbytes in (0, want), f"listed {nbytes} bytes, expected {want}")
-    print(json.dumps({"ops": ops, "bytes": nbytes, "wall_s": wall, "cpu_s": cpu}), flush=True)
+    line = {"ops": ops, "bytes": nbytes, "wall_s": wall, "cpu_s": cpu}
+    if LATENCY.ns:
+        check(len(LATENCY.ns) == ops, f"timed {len(LATENCY.ns)} operations, expected {ops}")
+        line["latency_ns"] = LATENCY.pairs()
+    print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,13 @@ pub struct Options {
     pub bucket: Option<String>,
     /// `--compare`: an earlier run's JSON to print the changes against.
     pub compare: Option<PathBuf>,
+    /// `--procs`: the number of processes the multi-process rows of the `s3` and `datagen`
+    /// suites run (1: none).
+    pub procs: usize,
 }
+
+/// Processes of the multi-process rows unless `--procs` says otherwise.
+pub const DEFAULT_PROCS: usize = 2;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut suites = Vec::new();
@@ -46,6 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         endpoint: None,
         bucket: None,
         compare: None,
+        procs: DEFAULT_PROCS,
     };
     let mut runs = None;
     let mut it = args.iter();
@@ -61,6 +68,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     return Err("--runs must be at least 1".into());
                 }
                 runs = Some(n);
+            }
+            "--procs" => {
+                let v = it.next().ok_or("--procs needs a number")?;
+                opts.procs = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("--procs: '{v}' is not a number of processes"))?;
             }
             "--data-dir" => {
                 opts.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a path")?);
@@ -98,8 +113,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut report = String::new();
     let mut json = Vec::new();
     let mut failed = Vec::new();
-    // Each suite's part of the report, published on its own too.
-    let mut parts = Vec::new();
+    let as_json = |lines: &[String]| format!("[\n  {}\n]\n", lines.join(",\n  "));
     for suite in &suites {
         let (mut r, mut j) = (String::new(), Vec::new());
         match suite.as_str() {
@@ -138,29 +152,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "![{suite}: throughput per contender, ours in blue]({suite}.svg)\n"
             );
         }
+        if !opts.quick {
+            // Full runs are the published numbers: each suite in docs/bench/SUITE.{md,json}
+            // as soon as it is done, so a long `all` cut short still publishes what it ran.
+            let docs = root().join("docs/bench");
+            std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
+            write(&docs.join(format!("{suite}.md")), &r)?;
+            write(&docs.join(format!("{suite}.json")), &as_json(&j))?;
+        }
         report += &r;
         json.extend(j.iter().cloned());
-        parts.push((suite.clone(), r, j));
     }
     print!("\n{report}");
-    let as_json = |lines: &[String]| format!("[\n  {}\n]\n", lines.join(",\n  "));
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     write(&out.join("latest.md"), &report)?;
     write(&out.join("latest.json"), &as_json(&json))?;
-    if !opts.quick {
-        // Full runs are the published numbers: each suite in docs/bench/SUITE.{md,json}, and
-        // all of them together in latest.{md,json} when every suite ran.
+    if !opts.quick && SUITES.iter().all(|s| suites.iter().any(|x| x == s)) {
+        // All of them together when every suite ran.
         let docs = root().join("docs/bench");
-        std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
-        for (suite, r, j) in &parts {
-            write(&docs.join(format!("{suite}.md")), r)?;
-            write(&docs.join(format!("{suite}.json")), &as_json(j))?;
-        }
-        if SUITES.iter().all(|s| suites.iter().any(|x| x == s)) {
-            write(&docs.join("latest.md"), &report)?;
-            write(&docs.join("latest.json"), &as_json(&json))?;
-        }
+        write(&docs.join("latest.md"), &report)?;
+        write(&docs.join("latest.json"), &as_json(&json))?;
     }
     if let Some(old) = &opts.compare {
         let text = std::fs::read_to_string(old).map_err(|e| format!("{}: {e}", old.display()))?;

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bench::{build_example, Options};
-use crate::measure::{measure, report_count, report_number, Sample};
+use hdrhistogram::Histogram;
+
+use crate::latency;
+use crate::measure::{measure, report_count, report_line, report_number, Sample};
 use crate::s3bench::{close_target, js, one_line, process_cpu, Target, Tool};
 use crate::{root, tools};
 
@@ -23,6 +26,8 @@ struct Result_ {
     wall_s: f64,
     cpu_s: f64,
     server_cpu: Option<f64>,
+    /// How long the loop waited for each batch (nanoseconds), where the contender says.
+    latency: Option<Histogram<u64>>,
 }
 
 /// DataLoader worker processes for s3torchconnector: none (reads in the main process), and
@@ -128,15 +133,26 @@ pub fn loader_suite(
          `S3ClientConfig(force_path_style=True)` given; each object read whole by its \
          transform) in a `torch.utils.data.DataLoader`, in the main process and with one \
          worker per core (`enable_sharding=True`, so each object is read once); harness \
-         `xtask/bench/loader_peer.py`.\n",
+         `xtask/bench/loader_peer.py`. Batch latency: the time from one batch's delivery to \
+         the next one's (the first from the start of the loop), as the training loop would \
+         wait for it, in an HDR histogram; the original's loader yields one sample at a \
+         time, so its batch is 32 of them.\n",
         opts.runs
     );
     let _ = writeln!(
         report,
         "| backend | contender | samples/s | MiB/s | CPU s/GiB | server CPU s | peak RSS MiB | \
-         vs best peer |"
+         vs best peer |{}",
+        latency::QUANTILES
+            .iter()
+            .map(|(l, _)| format!(" batch {l} ms |"))
+            .collect::<String>()
     );
-    let _ = writeln!(report, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        report,
+        "|---|---|---:|---:|---:|---:|---:|---:|{}",
+        "---:|".repeat(latency::QUANTILES.len())
+    );
     let mut targets = Vec::new();
 
     // file://
@@ -366,6 +382,9 @@ fn measure_all(
                 samples: got,
                 wall_s: report_number(&m.stdout, "wall_s")?,
                 cpu_s: report_number(&m.stdout, "cpu_s")?,
+                latency: serde_json::from_str(report_line(&m.stdout))
+                    .map_err(|e| format!("{name}: report line: {e}"))
+                    .and_then(|row| latency::from_json(&row))?,
                 sample: m,
                 server_cpu,
             })
@@ -406,8 +425,9 @@ fn write_rows(
                 }
                 let _ = writeln!(
                     report,
-                    "| {backend} | {name} | failed: {} | | | | | |",
-                    one_line(why)
+                    "| {backend} | {name} | failed: {} | | | | | |{}",
+                    one_line(why),
+                    " |".repeat(latency::QUANTILES.len())
                 );
                 json.push(format!(
                     "{{\"suite\":\"loader\",\"backend\":\"{backend}\",\"contender\":{},\
@@ -420,9 +440,29 @@ fn write_rows(
         };
         let gib = (r.samples as f64 * size as f64) / (1u64 << 30) as f64;
         let ratio = (best_peer > 0.0).then(|| rate(r) / best_peer);
+        let (lat_cells, lat_json) = match &r.latency {
+            Some(h) => {
+                let p = latency::percentiles_ms(h);
+                (
+                    p.iter().map(|v| format!(" {v:.2} |")).collect::<String>(),
+                    latency::QUANTILES
+                        .iter()
+                        .zip(p)
+                        .map(|((l, _), v)| format!(",\"{l}_ms\":{v:.4}"))
+                        .collect::<String>(),
+                )
+            }
+            None => (
+                format!(
+                    " not reported |{}",
+                    " |".repeat(latency::QUANTILES.len() - 1)
+                ),
+                String::new(),
+            ),
+        };
         let _ = writeln!(
             report,
-            "| {backend} | {} | {:.0} | {:.1} | {:.3} | {} | {:.1} | {} |",
+            "| {backend} | {} | {:.0} | {:.1} | {:.3} | {} | {:.1} | {} |{lat_cells}",
             r.name,
             rate(r),
             gib * 1024.0 / r.wall_s,
@@ -435,7 +475,7 @@ fn write_rows(
             "{{\"suite\":\"loader\",\"backend\":\"{backend}\",\"contender\":{},\
              \"samples\":{},\"sample_size\":{size},\"runs\":{},\"wall_s\":{:.6},\
              \"cpu_s\":{:.6},\"samples_per_s\":{:.1},\"cpu_s_per_gib\":{:.4},\
-             \"server_cpu_s\":{},\"max_rss_kib\":{},\"ratio_vs_best_peer\":{}}}",
+             \"server_cpu_s\":{},\"max_rss_kib\":{},\"ratio_vs_best_peer\":{}{lat_json}}}",
             js(&r.name),
             r.samples,
             opts.runs,
@@ -451,8 +491,9 @@ fn write_rows(
     for (name, why) in not_run {
         let _ = writeln!(
             report,
-            "| {backend} | {name} | not run: {} | | | | | |",
-            one_line(why)
+            "| {backend} | {name} | not run: {} | | | | | |{}",
+            one_line(why),
+            " |".repeat(latency::QUANTILES.len())
         );
     }
     let ours = results

@@ -12,8 +12,8 @@
 //!   inputs, then each cargo-fuzz target of `fuzz/` (libFuzzer) for a bounded time.
 //! - `cargo xtask soak [--minutes N]` — the soak run (`crates/cli/examples/soak.rs`)
 //!   against the servers of `test`, with faults injected; see `docs/RELIABILITY.md`.
-//! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--endpoint URL] [--bucket NAME]
-//!   [--compare OLD.json]` — the machine's physical limits (`limits`), then benchmarks
+//! - `cargo xtask bench [SUITE...] [--quick] [--runs N] [--procs N] [--endpoint URL]
+//!   [--bucket NAME] [--compare OLD.json]` — the machine's physical limits (`limits`), then benchmarks
 //!   against peers measured in the same run (`file`, `direct` against fio, `s3`, `az`,
 //!   `loader`, `checkpoint`, `python`, `datagen`, `tfrecord`), and the cost of the metrics and
 //!   op-log layers (`metrics`); Markdown, JSON and SVG charts; see `docs/PERFORMANCE.md`.
@@ -30,6 +30,7 @@ mod compare;
 mod datagenbench;
 mod directbench;
 mod fuzz;
+mod latency;
 mod limits;
 mod loaderbench;
 mod measure;
@@ -104,6 +105,8 @@ commands:
                                 not judged)
         --runs N                repetitions per contender (default 3, --quick 1; the median
                                 is reported)
+        --procs N               s3, datagen: also run ours as N processes started
+                                together, results merged (default 2; 1: only one process)
         --data-dir DIR          where to create benchmark data (default target/bench-data)
         --endpoint URL          s3: measure this endpoint (keys from AWS_ACCESS_KEY_ID and
                                 AWS_SECRET_ACCESS_KEY) instead of a SeaweedFS started here

@@ -25,8 +25,11 @@ pub fn measure(cmd: &mut Command, capture: bool) -> Result<Sample, String> {
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
+    // Unique per call: several children may be measured at once, from several threads.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp =
-        |what: &str| std::env::temp_dir().join(format!("xtask-{what}-{}", std::process::id()));
+        |what: &str| std::env::temp_dir().join(format!("xtask-{what}-{}-{n}", std::process::id()));
     let (out_path, err_path) = if capture {
         (tmp("out"), Some(tmp("err")))
     } else {
@@ -100,6 +103,25 @@ pub fn measure(cmd: &mut Command, capture: bool) -> Result<Sample, String> {
     })
 }
 
+/// Run `cmds` at once, each measured as [`measure`] does (stdout captured), and wait for
+/// all of them; the first failure, if any, is returned once every one has ended.
+pub fn measure_together(cmds: Vec<Command>) -> Result<Vec<Sample>, String> {
+    let results: Vec<Result<Sample, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cmds
+            .into_iter()
+            .map(|mut c| s.spawn(move || measure(&mut c, true)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a measuring thread panicked".into()))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
 /// The median of some samples by wall time (the lower middle for an even count).
 pub fn median(samples: &[Sample]) -> Sample {
     let mut s: Vec<&Sample> = samples.iter().collect();
@@ -107,15 +129,20 @@ pub fn median(samples: &[Sample]) -> Sample {
     s[(s.len() - 1) / 2].clone()
 }
 
-/// A number from the report line of a child's stdout: its last non-empty line, a flat JSON
-/// object of numbers (a tiny parser: xtask takes no JSON dependency).
-pub fn report_number(stdout: &str, name: &str) -> Result<f64, String> {
-    let line = stdout
+/// The report line of a child's stdout: its last non-empty line, trimmed.
+pub fn report_line(stdout: &str) -> &str {
+    stdout
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
-        .trim();
+        .trim()
+}
+
+/// A number from the report line of a child's stdout (see [`report_line`]), a flat JSON
+/// object of numbers (a tiny parser, for the tools whose lines hold nothing else).
+pub fn report_number(stdout: &str, name: &str) -> Result<f64, String> {
+    let line = report_line(stdout);
     let bad = || format!("no number \"{name}\" in the report line '{line}'");
     let inner = line
         .strip_prefix('{')

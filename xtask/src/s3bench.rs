@@ -15,8 +15,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hdrhistogram::Histogram;
+
 use crate::bench::{build_example, Options};
-use crate::measure::{measure, report_count, report_number};
+use crate::latency;
+use crate::measure::{measure, measure_together, report_line, Sample};
 use crate::{root, servers, tools};
 
 const MIB: usize = 1 << 20;
@@ -57,8 +60,15 @@ struct Workload {
 }
 
 enum How {
-    Ours { object_store: bool },
-    Peer { python: PathBuf, tool: &'static str },
+    /// `s3_load`, as `procs` processes that each take a share of the objects.
+    Ours {
+        object_store: bool,
+        procs: usize,
+    },
+    Peer {
+        python: PathBuf,
+        tool: &'static str,
+    },
 }
 
 struct Contender {
@@ -77,12 +87,39 @@ impl Contender {
         self.ours
     }
 
+    /// Objects in flight, over all of its processes.
     fn jobs(&self, w: &Workload) -> usize {
         match (&self.how, w.op) {
             (_, Op::List) => 1,
             (How::Peer { tool: "boto3", .. }, _) => BOTO3_JOBS,
             _ if w.large => LARGE_JOBS,
             _ => SMALL_JOBS,
+        }
+    }
+
+    fn procs(&self) -> usize {
+        match self.how {
+            How::Ours { procs, .. } => procs,
+            How::Peer { .. } => 1,
+        }
+    }
+
+    /// Why it does not run `w`, if it does not: a listing is one sequence of pages that
+    /// cannot be split between processes.
+    fn skips(&self, w: &Workload) -> Option<&'static str> {
+        (self.procs() > 1 && w.op == Op::List).then_some("n/a: one listing cannot be split")
+    }
+
+    /// Why its rows have no latency percentiles, if they have none.
+    fn no_latency(&self) -> Option<&'static str> {
+        match self.how {
+            How::Peer { tool: "s5cmd", .. } => {
+                Some("n/a: one `run` of every copy, no per-operation timing")
+            }
+            How::Peer { tool: "s3dlio", .. } => {
+                Some("n/a: one put_many/get_many call, no per-operation timing")
+            }
+            _ => None,
         }
     }
 }
@@ -100,6 +137,8 @@ struct Run {
     /// CPU seconds the rest of the machine used meanwhile (neither the contender nor the
     /// server): other people's builds on a shared machine show here.
     other_cpu: Option<f64>,
+    /// Each PUT's or GET's latency (nanoseconds), where the contender times them.
+    latency: Option<Histogram<u64>>,
 }
 
 /// Where the bench works and how contenders reach it.
@@ -210,19 +249,60 @@ pub(crate) struct Phase {
     pub bytes: u64,
     pub wall_s: f64,
     pub cpu_s: f64,
+    /// When the phase started and ended (Unix seconds), where the tool says (`s3_load`).
+    pub span: Option<(f64, f64)>,
+    pub latency: Option<Histogram<u64>>,
 }
 
 impl Phase {
-    /// Parse the report line of `stdout` (see [`report_number`]).
+    /// Parse the report line of `stdout`: its last non-empty line, a JSON object.
     pub(crate) fn parse(stdout: &str) -> Result<Phase, String> {
-        let count = |name: &str| report_count(stdout, name);
-        let field = |name: &str| report_number(stdout, name);
+        let line = report_line(stdout);
+        let short: String = line.chars().take(200).collect();
+        let row: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("report line '{short}': {e}"))?;
+        let count = |name: &str| {
+            row.get(name)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| format!("no count \"{name}\" in the report line '{short}'"))
+        };
+        let field = |name: &str| {
+            row.get(name)
+                .and_then(serde_json::Value::as_f64)
+                .ok_or_else(|| format!("no number \"{name}\" in the report line '{short}'"))
+        };
         Ok(Phase {
             ops: count("ops")?,
             bytes: count("bytes")?,
             wall_s: field("wall_s")?,
             cpu_s: field("cpu_s")?,
+            span: field("start_unix_s").ok().zip(field("end_unix_s").ok()),
+            latency: latency::from_json(&row)?,
         })
+    }
+
+    /// The phases of processes that ran together, as one: operations, bytes and CPU
+    /// summed, latency histograms merged, and the wall time from the earliest start to the
+    /// latest end (the longest phase where a process did not say when it ran).
+    pub(crate) fn merge(parts: &[Phase]) -> Phase {
+        let spans: Option<Vec<(f64, f64)>> = parts.iter().map(|p| p.span).collect();
+        let span = spans.filter(|s| !s.is_empty()).map(|s| {
+            (
+                s.iter().map(|x| x.0).fold(f64::INFINITY, f64::min),
+                s.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max),
+            )
+        });
+        Phase {
+            ops: parts.iter().map(|p| p.ops).sum(),
+            bytes: parts.iter().map(|p| p.bytes).sum(),
+            wall_s: span.map_or_else(
+                || parts.iter().map(|p| p.wall_s).fold(0.0, f64::max),
+                |(a, b)| b - a,
+            ),
+            cpu_s: parts.iter().map(|p| p.cpu_s).sum(),
+            span,
+            latency: latency::merge(parts.iter().map(|p| p.latency.as_ref())),
+        }
     }
 }
 
@@ -267,13 +347,14 @@ pub fn s3_suite(
             ready: v.status(tool),
         }
     };
-    let contenders = vec![
+    let mut contenders = vec![
         Contender {
             name: "ours: native (aws-sdk-s3)".into(),
             ours: true,
             slug: "ours-native",
             how: How::Ours {
                 object_store: false,
+                procs: 1,
             },
             ready: Ok(()),
         },
@@ -281,7 +362,10 @@ pub fn s3_suite(
             name: "ours: object_store backend".into(),
             ours: true,
             slug: "ours-object-store",
-            how: How::Ours { object_store: true },
+            how: How::Ours {
+                object_store: true,
+                procs: 1,
+            },
             ready: Ok(()),
         },
         peer(
@@ -309,6 +393,23 @@ pub fn s3_suite(
             "s3dlio-original",
         ),
     ];
+    if opts.procs > 1 {
+        // The native backend again, as N processes started together, each on its share of
+        // the objects: beside the single process, not judged against the peers.
+        contenders.insert(
+            1,
+            Contender {
+                name: format!("ours: native, {} processes", opts.procs),
+                ours: true,
+                slug: "ours-native-procs",
+                how: How::Ours {
+                    object_store: false,
+                    procs: opts.procs,
+                },
+                ready: Ok(()),
+            },
+        );
+    }
 
     let (large, small, keys) = if opts.quick {
         (8, 200, 2_000)
@@ -511,7 +612,7 @@ fn run_suite(
             per_w
                 .iter()
                 .zip(workloads)
-                .filter(|(r, _)| c.ready.is_ok() && r.is_err())
+                .filter(|(r, w)| c.ready.is_ok() && c.skips(w).is_none() && r.is_err())
                 .map(move |(_, w)| format!("{} ({})", c.name, w.name))
         })
         .collect())
@@ -653,7 +754,10 @@ fn measure_all(
         .map(|c| {
             workloads
                 .iter()
-                .map(|_| c.ready.clone().map(|()| Vec::new()))
+                .map(|w| match c.skips(w) {
+                    Some(why) => Err(why.to_owned()),
+                    None => c.ready.clone().map(|()| Vec::new()),
+                })
                 .collect()
         })
         .collect();
@@ -715,19 +819,38 @@ fn one_run(
         w.size.to_string(),
         c.jobs(w).to_string(),
     );
-    let mut cmd = match &c.how {
-        How::Ours { object_store } => {
-            let mut cmd = Command::new(tool.s3_load);
-            cmd.args([w.op.as_str(), &t.uri(prefix), "-n", &n, "-s", &s, "-j", &j]);
-            cmd.args([
-                "--backend",
-                if *object_store {
-                    "object-store"
-                } else {
-                    "native"
-                },
-            ]);
-            cmd
+    let mut cmds = match &c.how {
+        How::Ours {
+            object_store,
+            procs,
+        } => {
+            // N processes start together, a moment from now, once each has built its
+            // client and made its payloads (for large PUTs, most of a second in release).
+            let start_at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+                + if w.large { 3.0 } else { 1.5 };
+            shares(w.count, *procs)
+                .into_iter()
+                .map(|(first, count)| {
+                    let mut cmd = Command::new(tool.s3_load);
+                    cmd.args([w.op.as_str(), &t.uri(prefix), "-n", &count.to_string()])
+                        .args(["-s", &s, "-j", &c.jobs(w).div_ceil(*procs).to_string()]);
+                    cmd.args([
+                        "--backend",
+                        if *object_store {
+                            "object-store"
+                        } else {
+                            "native"
+                        },
+                    ]);
+                    if *procs > 1 {
+                        cmd.args(["--first", &first.to_string()])
+                            .args(["--start-at", &format!("{start_at:.3}")]);
+                    }
+                    cmd
+                })
+                .collect::<Vec<_>>()
         }
         How::Peer { python, tool } => {
             let mut cmd = Command::new(python);
@@ -737,14 +860,24 @@ fn one_run(
                 .arg("--prefix")
                 .arg(format!("{}{prefix}", t.root))
                 .args(["-n", &n, "-s", &s, "-j", &j]);
-            cmd
+            vec![cmd]
         }
     };
-    t.env(&mut cmd);
+    for cmd in &mut cmds {
+        t.env(cmd);
+    }
     let (server0, busy0) = (t.server_pid.and_then(process_cpu), machine_busy());
-    let sample = measure(&mut cmd, true)?;
+    let samples: Vec<Sample> = if cmds.len() == 1 {
+        vec![measure(&mut cmds[0], true)?]
+    } else {
+        measure_together(cmds)?
+    };
     let (server1, busy1) = (t.server_pid.and_then(process_cpu), machine_busy());
-    let phase = Phase::parse(&sample.stdout)?;
+    let phases = samples
+        .iter()
+        .map(|s| Phase::parse(&s.stdout))
+        .collect::<Result<Vec<_>, _>>()?;
+    let phase = Phase::merge(&phases);
     let want_bytes = (w.count * w.size) as u64;
     // The original s3dlio's listing has no sizes: it reports 0 bytes.
     let bytes_ok = phase.bytes == want_bytes || (w.op == Op::List && phase.bytes == 0);
@@ -758,7 +891,8 @@ fn one_run(
         tool.check(prefix, w.count, w.size)?;
     }
     let server_cpu = server0.zip(server1).map(|(a, b)| b - a);
-    let process_cpu = sample.cpu.as_secs_f64();
+    // Several processes: CPU and memory add up, the span is the longest.
+    let process_cpu: f64 = samples.iter().map(|s| s.cpu.as_secs_f64()).sum();
     Ok(Run {
         wall: phase.wall_s,
         cpu: phase.cpu_s,
@@ -766,10 +900,30 @@ fn one_run(
         other_cpu: busy0
             .zip(busy1)
             .map(|(a, b)| (b - a - process_cpu - server_cpu.unwrap_or(0.0)).max(0.0)),
-        max_rss_kib: sample.max_rss_kib,
-        process_wall: sample.wall.as_secs_f64(),
+        max_rss_kib: samples.iter().map(|s| s.max_rss_kib).sum(),
+        process_wall: samples
+            .iter()
+            .map(|s| s.wall.as_secs_f64())
+            .fold(0.0, f64::max),
         process_cpu,
+        latency: phase.latency,
     })
+}
+
+/// `count` objects split between `procs` processes as evenly as can be: (first, count) of
+/// each share, in order, none empty.
+pub(crate) fn shares(count: usize, procs: usize) -> Vec<(usize, usize)> {
+    let procs = procs.clamp(1, count.max(1));
+    let (each, extra) = (count / procs, count % procs);
+    let mut first = 0;
+    (0..procs)
+        .map(|i| {
+            let n = each + usize::from(i < extra);
+            let share = (first, n);
+            first += n;
+            share
+        })
+        .collect()
 }
 
 /// CPU seconds all cores have spent running processes since boot (/proc/stat: user, nice,
@@ -875,6 +1029,9 @@ fn write_report(
         if opts.runs != default_runs {
             flags += &format!(" --runs {}", opts.runs);
         }
+        if flavor == Flavor::S3 && opts.procs != crate::bench::DEFAULT_PROCS {
+            flags += &format!(" --procs {}", opts.procs);
+        }
         let suite = match flavor {
             Flavor::S3 => "s3",
             Flavor::Python => "python",
@@ -899,7 +1056,12 @@ fn write_report(
          - **Concurrency**: J is objects in flight{list}.\n\
          {who}- **Ratios**: throughput against the fastest peer on that workload, client CPU \
          against the peer that spends the least per unit.\n\
-         - **Reproduce**: `{reproduce}`.\n",
+         - **Latency** (small objects): each PUT or GET timed from its call to its last byte \
+         (ours: inside `s3_load`, into an HDR histogram; boto3 per `put_object`/`get_object` \
+         call; obstore per `put_async`/`get_async` and body read), percentiles of the median \
+         run in milliseconds; tools that run a whole batch in one call cannot be timed per \
+         operation and say so.\n\
+         {procs}- **Reproduce**: `{reproduce}`.\n",
         runs = if opts.runs == 1 {
             "One run per contender, in the order of the table".to_owned()
         } else {
@@ -920,6 +1082,19 @@ fn write_report(
             "; LIST pages sequentially (1,000 keys a page) for everyone"
         } else {
             ""
+        },
+        procs = if contenders.iter().any(|c| c.procs() > 1) {
+            format!(
+                "- **{n} processes**: the native backend again as {n} `s3_load` processes \
+                 started at one moment (`--start-at`), each on its own contiguous share of the \
+                 objects with J/{n} in flight; operations, bytes, CPU and peak RSS summed, wall \
+                 time from the earliest start to the latest end, latency histograms merged. \
+                 Not judged against the targets (the single process is). LIST is one listing \
+                 and is not split.\n",
+                n = opts.procs
+            )
+        } else {
+            String::new()
         },
         who = match flavor {
             Flavor::S3 => format!(
@@ -986,33 +1161,82 @@ fn write_report(
         } else {
             "client CPU ms/1k ops"
         };
+        // Latency percentiles: for the small-object PUTs and GETs, where they say the most.
+        let with_latency = !w.large && w.op != Op::List;
+        let (lat_head, lat_rule) = if with_latency {
+            let labels: Vec<String> = latency::QUANTILES
+                .iter()
+                .map(|(l, _)| format!(" {l} ms |"))
+                .collect();
+            (labels.concat(), "---:|".repeat(latency::QUANTILES.len()))
+        } else {
+            (String::new(), String::new())
+        };
+        let lat_cells = |c: &Contender, r: Option<&Row>| -> String {
+            if !with_latency {
+                return String::new();
+            }
+            match r.and_then(|r| r.run.latency.as_ref()) {
+                Some(h) => latency::percentiles_ms(h)
+                    .iter()
+                    .map(|v| format!(" {v:.2} |"))
+                    .collect(),
+                None => {
+                    let why = match (r, c.no_latency()) {
+                        (Some(_), Some(why)) => why,
+                        (Some(_), None) => "not reported",
+                        (None, _) => "",
+                    };
+                    format!(
+                        " {why} |{}",
+                        " |".repeat(latency::QUANTILES.len().saturating_sub(1))
+                    )
+                }
+            }
+        };
         let _ = writeln!(report, "### {}\n", w.name);
         let _ = writeln!(
             report,
             "| contender | J | MiB/s | ops/s | {cpu_head} | server CPU s | peak RSS MiB \
-             | vs best peer | CPU vs leanest peer |"
+             | vs best peer | CPU vs leanest peer |{lat_head}"
         );
-        let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            report,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|{lat_rule}"
+        );
         for (c, r) in contenders.iter().zip(&rows) {
             let j = if w.op == Op::List {
                 "-".to_owned()
+            } else if c.procs() > 1 {
+                format!(
+                    "{} ({} x {})",
+                    c.jobs(w),
+                    c.procs(),
+                    c.jobs(w).div_ceil(c.procs())
+                )
             } else {
                 c.jobs(w).to_string()
             };
             let r = match r {
                 Ok(r) => r,
                 Err(e) => {
-                    let what = if c.ready.is_err() {
-                        "not installed"
+                    let what = if c.skips(w).is_some() {
+                        String::new()
+                    } else if c.ready.is_err() {
+                        "not installed: ".into()
                     } else {
-                        "failed"
+                        "failed: ".into()
                     };
                     let _ = writeln!(
                         report,
-                        "| {} | {j} | {what}: {} | | | | | | |",
+                        "| {} | {j} | {what}{} | | | | | | |{}",
                         c.name,
-                        one_line(e)
+                        one_line(e),
+                        lat_cells(c, None)
                     );
+                    if c.skips(w).is_some() {
+                        continue;
+                    }
                     json.push(format!(
                         "{{\"suite\":\"s3\",\"workload\":{},\"contender\":{},\"error\":{}}}",
                         js(&w.name),
@@ -1027,7 +1251,7 @@ fn write_report(
             let x = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}x"));
             let _ = writeln!(
                 report,
-                "| {} | {j} | {} | {} | {} | {} | {:.0} | {} | {} |",
+                "| {} | {j} | {} | {} | {} | {} | {:.0} | {} | {} |{}",
                 c.name,
                 if w.op == Op::List {
                     "-".into()
@@ -1044,14 +1268,23 @@ fn write_report(
                 r.run.max_rss_kib as f64 / 1024.0,
                 x(ratio),
                 x(cpu_ratio),
+                lat_cells(c, Some(r)),
             );
+            let lat_json = match (&r.run.latency, with_latency) {
+                (Some(h), true) => latency::QUANTILES
+                    .iter()
+                    .zip(latency::percentiles_ms(h))
+                    .map(|((l, _), v)| format!(",\"{l}_ms\":{v:.4}"))
+                    .collect::<String>(),
+                _ => String::new(),
+            };
             json.push(format!(
                 "{{\"suite\":\"s3\",\"workload\":{},\"contender\":{},\"op\":\"{}\",\"objects\":{},\
                  \"object_size\":{},\"jobs\":{},\"runs\":{},\"wall_s\":{:.6},\"cpu_s\":{:.6},\
                  \"server_cpu_s\":{},\"other_cpu_s\":{},\"max_rss_kib\":{},\"process_wall_s\":{:.6},\
                  \"process_cpu_s\":{:.6},\"mib_per_s\":{:.3},\"ops_per_s\":{:.1},\
                  \"cpu_s_per_gib\":{:.4},\"cpu_ms_per_kop\":{:.3},\"ratio_vs_best_peer\":{},\
-                 \"cpu_ratio_vs_leanest_peer\":{}}}",
+                 \"cpu_ratio_vs_leanest_peer\":{},\"processes\":{}{lat_json}}}",
                 js(&w.name),
                 js(&c.name),
                 w.op.as_str(),
@@ -1076,6 +1309,7 @@ fn write_report(
                 r.run.cpu * 1e6 / w.count as f64,
                 ratio.map_or("null".into(), |v| format!("{v:.4}")),
                 cpu_ratio.map_or("null".into(), |v| format!("{v:.4}")),
+                c.procs(),
             ));
         }
         // How much of the machine other processes took during this workload's runs.
@@ -1280,6 +1514,46 @@ mod tests {
         assert_eq!((py.ops, py.bytes, py.cpu_s), (1000, 4_096_000, 0.001));
         assert!(Phase::parse("").is_err());
         assert!(Phase::parse("{\"ops\": 1.5, \"bytes\": 0, \"wall_s\": 1, \"cpu_s\": 1}").is_err());
+    }
+
+    /// N processes' report lines make one run: counts and CPU add up, the wall time spans
+    /// the earliest start to the latest end, and the latency histograms merge.
+    #[test]
+    fn merges_processes() {
+        assert_eq!(shares(1000, 3), [(0, 334), (334, 333), (667, 333)]);
+        assert_eq!(shares(2, 4), [(0, 1), (1, 1)]);
+        assert_eq!(shares(5, 1), [(0, 5)]);
+        let a = Phase::parse(
+            "{\"ops\":600,\"bytes\":2457600,\"wall_s\":0.5,\"cpu_s\":0.25,\
+             \"start_unix_s\":100.0,\"end_unix_s\":100.5,\"p50_ms\":1.0,\
+             \"latency_ns\":[[1000000,599],[8000000,1]]}",
+        )
+        .unwrap();
+        let b = Phase::parse(
+            "{\"ops\":400,\"bytes\":1638400,\"wall_s\":0.6,\"cpu_s\":0.5,\
+             \"start_unix_s\":100.1,\"end_unix_s\":100.7,\
+             \"latency_ns\":[[2000000,400]]}",
+        )
+        .unwrap();
+        let m = Phase::merge(&[a, b]);
+        assert_eq!((m.ops, m.bytes), (1000, 4_096_000));
+        assert!((m.wall_s - 0.7).abs() < 1e-9, "{}", m.wall_s);
+        assert!((m.cpu_s - 0.75).abs() < 1e-9);
+        let h = m.latency.expect("merged latencies");
+        assert_eq!(h.len(), 1000);
+        let p = latency::percentiles_ms(&h);
+        assert!(
+            (p[0] - 1.0).abs() < 0.01 && (p[1] - 2.0).abs() < 0.01,
+            "{p:?}"
+        );
+        assert!((p[4] - 8.0).abs() < 0.01, "{p:?}");
+        // A peer's line has neither span nor latencies.
+        let py = Phase::parse("{\"ops\": 3, \"bytes\": 0, \"wall_s\": 2, \"cpu_s\": 1}").unwrap();
+        let one = Phase::merge(&[py]);
+        assert_eq!(
+            (one.wall_s, one.span, one.latency.is_none()),
+            (2.0, None, true)
+        );
     }
 
     #[test]

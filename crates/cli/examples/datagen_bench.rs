@@ -3,23 +3,30 @@
 //!
 //! ```text
 //! datagen_bench speed  -n COUNT -s SIZE [-d DEDUP] [-x COMPRESS] [-o raw|npz|tfrecord]
+//!                      [--rank R --ranks N] [--start-at UNIX_SECONDS]
 //! datagen_bench ratios -n COUNT -s SIZE [-d DEDUP] [-x COMPRESS]
 //! ```
 //!
 //! `speed` generates COUNT objects of SIZE payload bytes on one thread, chunk by chunk with
-//! `put`'s chunk size, and prints `{"bytes":N}` (the caller measures the process's CPU
-//! time). `ratios` generates the same objects and measures what a deduplicating store and a
+//! `put`'s chunk size, and prints `{"bytes":N,"start_unix_s":S,"end_unix_s":E}` (the caller
+//! measures the process's CPU time). With `--rank R --ranks N` it generates rank R's share
+//! of the COUNT objects, as `s3-cli put --rank R --ranks N` does; `--start-at` waits until
+//! then first, so N processes start together. `ratios` generates the same objects and measures what a deduplicating store and a
 //! compressor would see: distinct 64 KiB blocks (by content) and zstd level 3 per block,
 //! printing `{"blocks":B,"distinct":D,"raw":R,"packed":P}`.
 
 use std::collections::HashSet;
 use std::hint::black_box;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use s3dlio_cli::datagen::{DataSpec, Format, ObjectGen, Payload, BLOCK_SIZE, DEFAULT_CHUNK_SIZE};
+use s3dlio_cli::datagen::{
+    rank_share, DataSpec, Format, ObjectGen, Payload, BLOCK_SIZE, DEFAULT_CHUNK_SIZE,
+};
 use s3dlio_store_core::{parse_count, parse_size};
 
 const USAGE: &str = "usage: datagen_bench speed|ratios -n COUNT -s SIZE [-d DEDUP] \
-                     [-x COMPRESS] [-o raw|npz|tfrecord]";
+                     [-x COMPRESS] [-o raw|npz|tfrecord] [--rank R --ranks N] \
+                     [--start-at UNIX_SECONDS]";
 
 struct Args {
     mode: String,
@@ -27,6 +34,9 @@ struct Args {
     size: u64,
     spec: DataSpec,
     format: Format,
+    rank: u64,
+    ranks: u64,
+    start_at: Option<f64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -45,6 +55,9 @@ fn parse() -> Result<Args, String> {
             compress: 1,
         },
         format: Format::Raw,
+        rank: 0,
+        ranks: 1,
+        start_at: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -54,6 +67,14 @@ fn parse() -> Result<Args, String> {
             "-s" => a.size = parse_size(&v).map_err(bad)?,
             "-d" => a.spec.dedup = parse_count(&v).map_err(bad)?,
             "-x" => a.spec.compress = parse_count(&v).map_err(bad)?,
+            "--rank" => a.rank = parse_count(&v).map_err(bad)?,
+            "--ranks" => a.ranks = parse_count(&v).map_err(bad)?.max(1),
+            "--start-at" => {
+                a.start_at = Some(
+                    v.parse()
+                        .map_err(|_| format!("--start-at '{v}': not seconds"))?,
+                )
+            }
             "-o" => {
                 a.format = match v.as_str() {
                     "raw" => Format::Raw,
@@ -66,12 +87,21 @@ fn parse() -> Result<Args, String> {
         }
     }
     a.spec.validate()?;
+    if a.rank >= a.ranks {
+        return Err(format!("--rank {} of --ranks {}", a.rank, a.ranks));
+    }
     Ok(a)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn main() -> Result<(), String> {
     let a = parse()?;
-    let objects = (0..a.count).map(|i| {
+    let objects = rank_share(a.count, a.rank, a.ranks).map(|i| {
         ObjectGen::new(
             Payload::new(a.spec, i, a.size),
             a.format,
@@ -79,13 +109,20 @@ fn main() -> Result<(), String> {
         )
     });
     if a.mode == "speed" {
+        if let Some(t) = a.start_at {
+            std::thread::sleep(Duration::from_secs_f64((t - unix_now()).max(0.0)));
+        }
+        let start = unix_now();
         let mut bytes = 0u64;
         for mut g in objects {
             while let Some(chunk) = g.next_chunk() {
                 bytes += black_box(chunk).len() as u64;
             }
         }
-        println!("{{\"bytes\":{bytes}}}");
+        println!(
+            "{{\"bytes\":{bytes},\"start_unix_s\":{start:.6},\"end_unix_s\":{:.6}}}",
+            unix_now()
+        );
         return Ok(());
     }
     // Payload blocks are what dedup and compress factors are defined on: raw layout only.

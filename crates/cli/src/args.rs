@@ -242,6 +242,14 @@ pub struct PutArgs {
     /// Create the bucket (or directory) first.
     #[arg(short = 'c', long = "create-bucket")]
     pub create_bucket: bool,
+    /// This process's rank: it writes objects RANK, RANK+RANKS, ... of the -n (names and
+    /// contents as one process would write them). With torchrun: --rank $RANK.
+    #[arg(long, default_value = "0", value_parser = count_arg)]
+    pub rank: u64,
+    /// Processes writing the data set between them (needs --seed when above 1). With
+    /// torchrun: --ranks $WORLD_SIZE.
+    #[arg(long, default_value = "1", value_parser = positive_count_arg)]
+    pub ranks: u64,
 }
 
 #[derive(Debug, Args)]

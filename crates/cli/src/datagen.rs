@@ -40,6 +40,13 @@ pub enum Format {
     TfRecord,
 }
 
+/// The objects of `0..count` that rank `rank` of `ranks` generates: every `ranks`-th one
+/// from `rank`. N processes (or torchrun ranks) given the same seed make between them the
+/// data set one process would, each object once.
+pub fn rank_share(count: u64, rank: u64, ranks: u64) -> impl Iterator<Item = u64> {
+    (rank..count).step_by(usize::try_from(ranks.max(1)).unwrap_or(usize::MAX))
+}
+
 /// What every object of a run shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataSpec {
@@ -405,6 +412,18 @@ impl ObjectGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rank_shares_cover_every_object_once() {
+        for (count, ranks) in [(10, 3), (2, 4), (7, 1), (0, 2)] {
+            let mut all: Vec<u64> = (0..ranks)
+                .flat_map(|r| rank_share(count, r, ranks))
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..count).collect::<Vec<_>>(), "{count} over {ranks}");
+        }
+        assert_eq!(rank_share(10, 1, 3).collect::<Vec<_>>(), [1, 4, 7]);
+    }
 
     fn spec(dedup: u64, compress: u64) -> DataSpec {
         DataSpec {

@@ -402,6 +402,19 @@ fn put_writes_distinct_reproducible_objects() {
     ])
     .ok();
     assert!(c.join("f1-2").is_file());
+    // Three ranks write the same four objects between them, byte for byte.
+    let d = t.path().join("d");
+    let dir = format!("{}/", uri(&d));
+    for rank in ["0", "1", "2"] {
+        let share = ["--seed", "7", "--rank", rank, "--ranks", "3"];
+        run(&[&["put", &dir, "-n", "4", "-s", "300KiB"][..], &share].concat()).ok();
+    }
+    assert_eq!(read_tree(&d), objs);
+    run(&["put", &base, "-n", "4", "--ranks", "2"]).fails(1, "pass --seed too");
+    run(&[
+        "put", &base, "-n", "4", "--seed", "1", "--rank", "2", "--ranks", "2",
+    ])
+    .fails(1, "--rank 2: expected 0 to 1");
 }
 
 /// `put` of `n` objects of `size` in `format` named by `template` into directory `d`.

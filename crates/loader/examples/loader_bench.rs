@@ -1,6 +1,9 @@
 //! Read every object under a URI prefix through the loader and report what it cost, as one
-//! JSON line on stdout: `{"samples":N,"bytes":M,"wall_s":W,"cpu_s":C}`. The s3dlio side of
-//! the loader benchmark (samples/s = samples / wall_s).
+//! JSON line on stdout: `{"samples":N,"bytes":M,"wall_s":W,"cpu_s":C,...}`. The s3dlio side
+//! of the loader benchmark (samples/s = samples / wall_s). The line also gives the batch
+//! latency, the time from one batch's delivery to the next one's (the first from the start
+//! of its epoch), as a training loop waits for it: `p50_ms` ... `max_ms` and the HDR
+//! histogram's buckets, `"latency_ns":[[V,C],...]`.
 //!
 //! ```text
 //! s3-cli put file:///tmp/bench/ -n 10000 -s 64KiB            # the data, any way you like
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use s3dlio_loader::{Dataset, Loader, LoaderOptions};
+use s3dlio_metrics::hdrhistogram::Histogram;
 use s3dlio_store_core::{parse_count, parse_size, Registry};
 
 const USAGE: &str = "usage: loader_bench URI_PREFIX [-n COUNT] [-s SIZE] [-b BATCH] \
@@ -102,16 +106,25 @@ fn registry() -> Registry {
     r
 }
 
-async fn run(a: Args) -> Result<(u64, u64, Duration, Duration), Box<dyn std::error::Error>> {
+/// Samples, bytes, wall and CPU time, and each batch's latency in nanoseconds.
+type Outcome = (u64, u64, Duration, Duration, Histogram<u64>);
+
+async fn run(a: Args) -> Result<Outcome, Box<dyn std::error::Error>> {
     let registry = registry();
     let dataset = Dataset::from_uri(&registry, &a.uri).await?;
     let loader = Loader::new(dataset, a.opts.clone())?;
     let (start, cpu0) = (Instant::now(), cpu_time());
     let (mut samples, mut bytes) = (0u64, 0u64);
+    let mut latency = Histogram::<u64>::new(3)?;
     for epoch in 0..a.epochs {
         let mut stream = loader.epoch(epoch);
         let mut in_epoch = 0u64;
+        let mut last = Instant::now();
         while let Some(batch) = stream.next().await {
+            let now = Instant::now();
+            // Grows to fit (the saturating variant would clamp to its initial range).
+            let _ = latency.record(u64::try_from((now - last).as_nanos()).unwrap_or(u64::MAX));
+            last = now;
             for s in batch?.samples {
                 if let Some(want) = a.size {
                     if s.data.len() as u64 != want {
@@ -136,6 +149,7 @@ async fn run(a: Args) -> Result<(u64, u64, Duration, Duration), Box<dyn std::err
         bytes,
         start.elapsed(),
         cpu_time().saturating_sub(cpu0),
+        latency,
     ))
 }
 
@@ -144,11 +158,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (samples, bytes, wall, cpu) = rt.block_on(run(a))?;
+    let (samples, bytes, wall, cpu, latency) = rt.block_on(run(a))?;
     println!(
-        "{{\"samples\":{samples},\"bytes\":{bytes},\"wall_s\":{:.6},\"cpu_s\":{:.6}}}",
+        "{{\"samples\":{samples},\"bytes\":{bytes},\"wall_s\":{:.6},\"cpu_s\":{:.6}{}}}",
         wall.as_secs_f64(),
-        cpu.as_secs_f64()
+        cpu.as_secs_f64(),
+        s3dlio_metrics::latency_json_fields(&latency)
     );
     Ok(())
 }

@@ -21,6 +21,36 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// A latency histogram (nanoseconds) as fields to append to a flat JSON object:
+/// `,"p50_ms":..,"p90_ms":..,"p99_ms":..,"p99.9_ms":..,"max_ms":..,"latency_ns":[[V,C],...]`,
+/// the last being every recorded bucket (its highest equivalent value and count), from which
+/// a reader can rebuild the histogram exactly and merge several processes' (the bench tools
+/// print it; `cargo xtask bench` reads it).
+pub fn latency_json_fields(h: &hdrhistogram::Histogram<u64>) -> String {
+    let l = Latency::of(h);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut out = format!(
+        ",\"p50_ms\":{:.4},\"p90_ms\":{:.4},\"p99_ms\":{:.4},\"p99.9_ms\":{:.4},\"max_ms\":{:.4}",
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max)
+    );
+    out.push_str(",\"latency_ns\":[");
+    for (i, v) in h.iter_recorded().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            out,
+            "{sep}[{},{}]",
+            v.value_iterated_to(),
+            v.count_at_value()
+        );
+    }
+    out.push(']');
+    out
+}
+
 /// Bytes in binary units: `512 B`, `4.0 KiB`, `1.50 GiB`.
 pub fn human_bytes(b: f64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -242,4 +272,25 @@ fn escape_label(v: &str) -> String {
     v.replace('\\', r"\\")
         .replace('"', "\\\"")
         .replace('\n', r"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_fields_parse_as_json_and_keep_every_bucket() {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for ns in [1_000_000u64, 1_000_000, 2_000_000, 50_000_000] {
+            h.record(ns).unwrap();
+        }
+        let v: Value =
+            serde_json::from_str(&format!("{{\"ops\":4{}}}", latency_json_fields(&h))).unwrap();
+        assert!((v["p50_ms"].as_f64().unwrap() - 1.0).abs() < 0.01, "{v}");
+        assert!((v["max_ms"].as_f64().unwrap() - 50.0).abs() < 0.1, "{v}");
+        let buckets = v["latency_ns"].as_array().unwrap();
+        assert_eq!(buckets.len(), 3);
+        let total: u64 = buckets.iter().map(|b| b[1].as_u64().unwrap()).sum();
+        assert_eq!(total, 4);
+    }
 }

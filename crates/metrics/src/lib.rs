@@ -50,7 +50,7 @@ mod reader;
 pub mod redact;
 mod time;
 
-pub use export::{human_bytes, human_duration};
+pub use export::{human_bytes, human_duration, latency_json_fields};
 pub use layer::{ObservedStore, Observer, Tracing, TracingStore};
 pub use metrics::{Latency, Metrics, MetricsStore, OpMetrics, Snapshot};
 pub use op::{backend_of, error_label, thread_no, OpKind, OpRecord, Outcome};

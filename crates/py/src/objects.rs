@@ -378,6 +378,9 @@ fn put(
         seed,
         chunk_size,
         create_bucket: should_create_bucket,
+        // The whole data set from this process (ranks are `s3-cli put --rank/--ranks`).
+        rank: 0,
+        ranks: 1,
     };
     run_command(py, move |ctx| Box::pin(commands::put(ctx, args)))
 }

@@ -1,11 +1,15 @@
 //! Put, get or list many objects under an `s3://` prefix with bounded concurrency, and
 //! report what was done and what it cost, as one JSON line on stdout:
-//! `{"ops":N,"bytes":M,"wall_s":W,"cpu_s":C}`. The S3 side of `cargo xtask bench s3`;
-//! also handy on its own to see what an endpoint sustains.
+//! `{"ops":N,"bytes":M,"wall_s":W,"cpu_s":C,"start_unix_s":S,"end_unix_s":E,...}`, and for
+//! `put` and `get` each operation's latency: `p50_ms` ... `max_ms`, and the whole HDR
+//! histogram as `"latency_ns":[[V,C],...]` (value and count of each recorded bucket, so
+//! the histograms of several processes can be merged exactly). The S3 side of
+//! `cargo xtask bench s3`; also handy on its own to see what an endpoint sustains.
 //!
 //! ```text
 //! s3_load put    s3://bucket/prefix/ -n 1000 -s 4096 [-j 64]
 //! s3_load get    s3://bucket/prefix/ -n 1000 [-s 4096] [-j 64]  # objects written by `put`
+//! s3_load get    s3://bucket/prefix/ -n 500 --first 500 --start-at 1767225600.5
 //! s3_load list   s3://bucket/prefix/                            # recursive listing, counted
 //! s3_load delete s3://bucket/prefix/                            # every object under it
 //! s3_load create-bucket s3://bucket/
@@ -17,6 +21,12 @@
 //! and credentials come from the standard AWS environment (`AWS_ENDPOINT_URL`,
 //! `AWS_ACCESS_KEY_ID`, ...).
 //!
+//! `--first K` works on objects K .. K+COUNT (`obj-{K:07}` onwards), so N processes can
+//! each take a share of one data set; `--start-at T` (Unix seconds) waits, once the client
+//! is built and the payloads made, until that moment, so they start together. `start_unix_s`
+//! and `end_unix_s` bound the phase, so a caller can take the span from the earliest start
+//! to the latest end.
+//!
 //! Only the operation is timed: the client is built and PUT payloads are generated first
 //! (so `put` holds COUNT x SIZE bytes in memory). `wall_s` is the phase's wall time and
 //! `cpu_s` this process's user + system CPU over it (`getrusage`), so a benchmark can compare
@@ -24,10 +34,11 @@
 //! has that size.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use s3dlio_metrics::hdrhistogram::Histogram;
 use s3dlio_store_core::{list_stream, ListItem, ListOptions, ObjectStoreExt, Registry};
 use s3dlio_store_s3::{S3Options, S3Store};
 
@@ -41,8 +52,8 @@ const OPS: &[&str] = &[
 ];
 
 const USAGE: &str = "usage: s3_load put|get|list|delete|create-bucket|delete-bucket \
-                     s3://bucket/prefix/ [-n COUNT] [-s SIZE] [-j JOBS] \
-                     [--backend native|object-store]";
+                     s3://bucket/prefix/ [-n COUNT] [-s SIZE] [-j JOBS] [--first K] \
+                     [--start-at UNIX_SECONDS] [--backend native|object-store]";
 
 struct Args {
     op: String,
@@ -52,6 +63,10 @@ struct Args {
     size: Option<usize>,
     jobs: usize,
     object_store: bool,
+    /// Index of the first object.
+    first: usize,
+    /// When the timed phase starts (Unix seconds), if given.
+    start_at: Option<f64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -65,6 +80,8 @@ fn parse() -> Result<Args, String> {
         size: None,
         jobs: 64,
         object_store: false,
+        first: 0,
+        start_at: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -76,6 +93,13 @@ fn parse() -> Result<Args, String> {
             };
             continue;
         }
+        if flag == "--start-at" {
+            let t: f64 = v
+                .parse()
+                .map_err(|_| format!("--start-at: '{v}' is not a number of seconds"))?;
+            a.start_at = Some(t);
+            continue;
+        }
         let n: usize = v
             .parse()
             .map_err(|_| format!("{flag}: '{v}' is not a number"))?;
@@ -83,6 +107,7 @@ fn parse() -> Result<Args, String> {
             "-n" => a.count = n,
             "-s" => a.size = Some(n),
             "-j" => a.jobs = n.max(1),
+            "--first" => a.first = n,
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
         }
     }
@@ -145,25 +170,68 @@ fn bucket_of(uri: &str) -> Result<&str, String> {
         .ok_or_else(|| format!("'{uri}' is not s3://bucket/..."))
 }
 
+/// Seconds since the Unix epoch, for lining up the phases of several processes.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Sleep until `t` (Unix seconds), if it is still ahead.
+async fn wait_until(t: f64) {
+    let ahead = t - unix_now();
+    if ahead > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(ahead)).await;
+    }
+}
+
+/// What the timed phase did.
+struct Done {
+    ops: u64,
+    bytes: u64,
+    /// Each PUT's or GET's latency, in nanoseconds.
+    latency: Option<Histogram<u64>>,
+}
+
+impl Done {
+    fn new(latency: bool) -> Self {
+        Self {
+            ops: 0,
+            bytes: 0,
+            latency: latency.then(|| Histogram::new(3).expect("3 significant figures are valid")),
+        }
+    }
+
+    fn add(mut self, bytes: u64, took: Duration) -> Self {
+        self.ops += 1;
+        self.bytes += bytes;
+        if let Some(h) = &mut self.latency {
+            // Grows to fit (`saturating_record` would clamp to its current range instead).
+            let _ = h.record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+        }
+        self
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = parse()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (ops, bytes, wall, cpu) = rt.block_on(async {
+    let (done, wall, cpu, start_unix) = rt.block_on(async {
         if a.op.ends_with("-bucket") {
             let store = S3Store::new(bucket_of(&a.uri)?, S3Options::default()).await?;
-            let (start, cpu0) = (Instant::now(), cpu_time());
+            let (start, cpu0, unix0) = (Instant::now(), cpu_time(), unix_now());
             if a.op == "create-bucket" {
                 store.create_bucket().await?;
             } else {
                 store.delete_bucket().await?;
             }
             return Ok::<_, Box<dyn std::error::Error>>((
-                1,
-                0,
+                Done::new(false).add(0, Duration::ZERO),
                 start.elapsed(),
                 cpu_time().saturating_sub(cpu0),
+                unix0,
             ));
         }
         let mut registry = Registry::new();
@@ -175,62 +243,92 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Builds the client: not part of the timed phase.
         let (store, prefix) = registry.resolve(&a.uri).await?;
         let key = |i: usize| format!("{prefix}obj-{i:07}");
+        let objects = a.first..a.first + a.count;
         let bodies: Vec<Bytes> = if a.op == "put" {
             let size = a.size.unwrap_or(4096);
-            (0..a.count).map(|i| payload(i, size)).collect()
+            objects.clone().map(|i| payload(i, size)).collect()
         } else {
             Vec::new()
         };
-        let (start, cpu0) = (Instant::now(), cpu_time());
-        let (ops, bytes) = match a.op.as_str() {
+        if let Some(t) = a.start_at {
+            wait_until(t).await;
+        }
+        let (start, cpu0, unix0) = (Instant::now(), cpu_time(), unix_now());
+        let done = match a.op.as_str() {
             "put" => {
-                futures::stream::iter(bodies.into_iter().enumerate())
+                futures::stream::iter(objects.zip(bodies))
                     .map(|(i, body)| {
                         let (store, k) = (Arc::clone(&store), key(i));
-                        async move { store.put_bytes(&k, body).await.map(|r| r.size) }
+                        async move {
+                            let t = Instant::now();
+                            let size = store.put_bytes(&k, body).await?.size;
+                            Ok::<_, s3dlio_store_core::Error>((size, t.elapsed()))
+                        }
                     })
                     .buffer_unordered(a.jobs)
-                    .try_fold((0u64, 0u64), |(n, b), s| async move { Ok((n + 1, b + s)) })
+                    .try_fold(Done::new(true), |d, (s, t)| async move { Ok(d.add(s, t)) })
                     .await?
             }
             "get" => {
-                futures::stream::iter(0..a.count)
+                futures::stream::iter(objects)
                     .map(|i| {
                         let (store, k) = (Arc::clone(&store), key(i));
                         async move {
+                            let t = Instant::now();
                             let len = store.get_bytes(&k).await?.len();
+                            let took = t.elapsed();
                             match a.size {
                                 Some(want) if want != len => Err(format!(
                                     "{}: {len} bytes, expected {want}",
                                     store.uri_of(&k)
                                 )
                                 .into()),
-                                _ => Ok::<u64, Box<dyn std::error::Error>>(len as u64),
+                                _ => Ok::<_, Box<dyn std::error::Error>>((len as u64, took)),
                             }
                         }
                     })
                     .buffer_unordered(a.jobs)
-                    .try_fold((0u64, 0u64), |(n, b), s| async move { Ok((n + 1, b + s)) })
+                    .try_fold(Done::new(true), |d, (s, t)| async move { Ok(d.add(s, t)) })
                     .await?
             }
-            "delete" => (store.delete_prefix(&prefix).await?, 0),
+            "delete" => Done {
+                ops: store.delete_prefix(&prefix).await?,
+                ..Done::new(false)
+            },
             _ => {
                 list_stream(Arc::clone(&store), prefix.clone(), ListOptions::recursive())
-                    .try_fold((0u64, 0u64), |(n, b), item| async move {
+                    .try_fold(Done::new(false), |d, item| async move {
                         Ok(match item {
-                            ListItem::Object(m) => (n + 1, b + m.size),
-                            ListItem::Prefix(_) => (n, b),
+                            ListItem::Object(m) => Done {
+                                ops: d.ops + 1,
+                                bytes: d.bytes + m.size,
+                                ..d
+                            },
+                            ListItem::Prefix(_) => d,
                         })
                     })
                     .await?
             }
         };
-        Ok((ops, bytes, start.elapsed(), cpu_time().saturating_sub(cpu0)))
+        Ok((
+            done,
+            start.elapsed(),
+            cpu_time().saturating_sub(cpu0),
+            unix0,
+        ))
     })?;
     println!(
-        "{{\"ops\":{ops},\"bytes\":{bytes},\"wall_s\":{:.6},\"cpu_s\":{:.6}}}",
+        "{{\"ops\":{},\"bytes\":{},\"wall_s\":{:.6},\"cpu_s\":{:.6},\"start_unix_s\":{:.6},\
+         \"end_unix_s\":{:.6}{}}}",
+        done.ops,
+        done.bytes,
         wall.as_secs_f64(),
-        cpu.as_secs_f64()
+        cpu.as_secs_f64(),
+        start_unix,
+        start_unix + wall.as_secs_f64(),
+        done.latency
+            .as_ref()
+            .map_or(String::new(), s3dlio_metrics::latency_json_fields)
     );
     Ok(())
 }

@@ -7,7 +7,7 @@ use s3dlio_store_core::{ObjectStore, PutOptions};
 
 use super::{run_batch, CliError, CliResult, Ctx};
 use crate::args::{DataGenMode, ObjectType, PutArgs};
-use crate::datagen::{check_size, object_len, DataSpec, Format, ObjectGen, Payload};
+use crate::datagen::{check_size, object_len, rank_share, DataSpec, Format, ObjectGen, Payload};
 use crate::progress::Progress;
 
 /// Largest generation step: memory per object in flight stays bounded.
@@ -103,6 +103,22 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
         )
         .into());
     }
+    if a.rank >= a.ranks {
+        return Err(format!(
+            "--rank {}: expected 0 to {} (--ranks {})",
+            a.rank,
+            a.ranks - 1,
+            a.ranks
+        )
+        .into());
+    }
+    if a.ranks > 1 && a.seed.is_none() {
+        return Err(format!(
+            "--ranks {}: pass --seed too, so every rank generates the same data set",
+            a.ranks
+        )
+        .into());
+    }
     let seed = a
         .seed
         .unwrap_or_else(|| rand::rngs::StdRng::from_os_rng().next_u64());
@@ -127,11 +143,12 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> CliResult {
     let store: Arc<dyn ObjectStore> = ctx.store(&uri).await?;
     let n = a.num;
     let per_object = object_len(format, a.size);
-    let progress = Progress::bytes("wrote", Some(n), per_object.checked_mul(n));
+    let mine = rank_share(n, a.rank, a.ranks).count() as u64;
+    let progress = Progress::bytes("wrote", Some(mine), per_object.checked_mul(mine));
     let p = &progress;
     let base = uri.key.clone();
     // Indices are produced lazily and `jobs` objects are in flight: nothing scales with N.
-    run_batch(0..n, a.jobs, p, "objects", |i| {
+    run_batch(rank_share(n, a.rank, a.ranks), a.jobs, p, "objects", |i| {
         let store = Arc::clone(&store);
         let key = format!("{base}{}", render(&template, i, n));
         let mode = a.data_gen_mode;
