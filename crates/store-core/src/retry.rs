@@ -788,6 +788,13 @@ impl Stream for ResumingStream {
                             return Poll::Ready(Some(Err(e)));
                         }
                     }
+                    // Every byte owed has arrived: a failure now (a reset after the last
+                    // byte, before the end was seen) costs nothing, and there is nothing
+                    // left to resume (an empty range would be refused).
+                    Poll::Ready(Some(Err(_))) if this.next == this.end => {
+                        this.state = State::Done;
+                        return Poll::Ready(None);
+                    }
                     Poll::Ready(Some(Err(e))) => {
                         if let Some(e) = this.failed(e) {
                             return Poll::Ready(Some(Err(e)));
@@ -1053,6 +1060,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got.concat(), obj.slice(100..300));
+    }
+
+    #[tokio::test]
+    async fn a_body_failing_after_its_last_byte_is_complete() {
+        let (f, r) = layered(fast());
+        let obj = data(1000);
+        r.put_bytes("k", obj.clone()).await.unwrap();
+        // Reset after all 1,000 bytes: nothing is owed, so no resume (whose range would be
+        // empty) and no error.
+        f.add_rule(Some(Operation::Get), 1, 1, Fault::ResetBody(1000));
+        let got: Vec<Bytes> = r
+            .get("k", GetOptions::default())
+            .await
+            .unwrap()
+            .into_stream()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(got.concat(), obj);
+        assert_eq!(f.calls(Operation::Get), 1);
+        f.add_rule(Some(Operation::Get), 2, 1, Fault::ResetBody(200));
+        assert_eq!(
+            r.get_range(
+                "k",
+                ByteRange::Bounded {
+                    start: 800,
+                    end: 1000
+                }
+            )
+            .await
+            .unwrap(),
+            obj.slice(800..)
+        );
     }
 
     #[tokio::test]
