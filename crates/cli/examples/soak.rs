@@ -353,6 +353,7 @@ async fn main() -> std::process::ExitCode {
     let mut injected: BTreeMap<String, u64> = BTreeMap::new();
     let mut requests = 0;
     for (name, p) in [("s3", &s3_proxy), ("az", &az_proxy)] {
+        p.settled().await;
         let recs = p.records();
         requests += recs.len();
         for r in recs {

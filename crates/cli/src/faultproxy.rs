@@ -119,6 +119,9 @@ struct Shared {
     decider: Mutex<Decider>,
     records: Mutex<Vec<Record>>,
     seq: AtomicU64,
+    /// Exchanges answered (or being answered) but not yet recorded: a client can have
+    /// every byte of a response before the proxy has pushed its record.
+    unrecorded: AtomicU64,
 }
 
 /// The proxy; dropping it stops accepting connections.
@@ -177,6 +180,7 @@ impl FaultProxy {
             decider: Mutex::new(Box::new(|_| None)),
             records: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
+            unrecorded: AtomicU64::new(0),
         });
         let s = Arc::clone(&shared);
         let accept = tokio::spawn(async move {
@@ -216,6 +220,20 @@ impl FaultProxy {
             .decider
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Box::new(d);
+    }
+
+    /// Wait (up to 10 s) until every exchange under way is recorded. Call it before
+    /// [`records`] when the client has just finished reading: the proxy pushes a record
+    /// after the last byte went out, which can be after the client saw it.
+    ///
+    /// [`records`]: Self::records
+    pub async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.shared.unrecorded.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Every request so far, in the order they finished.
@@ -450,6 +468,7 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) {
         let mut parts = head.lines[0].split(' ');
         let method = parts.next().unwrap_or("").to_owned();
         let target = parts.next().unwrap_or("").to_owned();
+        shared.unrecorded.fetch_add(1, Ordering::SeqCst);
         let info = RequestInfo {
             seq: shared.seq.fetch_add(1, Ordering::SeqCst) + 1,
             method,
@@ -469,6 +488,7 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(record);
+        shared.unrecorded.fetch_sub(1, Ordering::SeqCst);
         if !keep_going {
             return;
         }

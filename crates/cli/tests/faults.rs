@@ -126,6 +126,7 @@ async fn bulk_round_trip(store: &RetryStore, proxy: &FaultProxy, n: usize, jobs:
         .sum();
     assert_eq!(mismatches, 0, "objects read back differ");
 
+    proxy.settled().await;
     let records = proxy.records();
     let faults = injected(&records);
     let total: usize = faults.values().sum();
@@ -188,7 +189,8 @@ fn azurite_bulk_put_get_survives_20_percent_transient_failures() {
 }
 
 /// The GETs of `key` the proxy saw: (Range header, body bytes sent).
-fn gets(proxy: &FaultProxy, key: &str) -> Vec<(Option<String>, u64)> {
+async fn gets(proxy: &FaultProxy, key: &str) -> Vec<(Option<String>, u64)> {
+    proxy.settled().await;
     proxy
         .records()
         .into_iter()
@@ -232,7 +234,7 @@ fn s3_body_cut_at_half_is_resumed_not_restarted() {
                 res.bytes().await.unwrap()
             };
             assert!(got == data, "{key}: bytes differ");
-            let g = gets(&proxy, key);
+            let g = gets(&proxy, key).await;
             let half = size as u64 / 2;
             assert_eq!(g.len(), 2, "{key}: {g:?}");
             assert_eq!(g[0].1, half, "{key}: the first GET was cut at half");
@@ -263,6 +265,7 @@ fn s3_persistent_403_fails_fast() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        proxy.settled().await;
         assert_eq!(proxy.records().len(), 2, "each operation sent once");
         assert_eq!(store.stats().snapshot().1, 0, "no retries");
     });
