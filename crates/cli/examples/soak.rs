@@ -346,6 +346,8 @@ async fn main() -> std::process::ExitCode {
         let _ = store.delete_prefix(prefix).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
+    s3_proxy.settled().await;
+    az_proxy.settled().await;
 
     let t = tally.lock().unwrap();
     let total: u64 = t.ops.values().sum();
@@ -353,7 +355,6 @@ async fn main() -> std::process::ExitCode {
     let mut injected: BTreeMap<String, u64> = BTreeMap::new();
     let mut requests = 0;
     for (name, p) in [("s3", &s3_proxy), ("az", &az_proxy)] {
-        p.settled().await;
         let recs = p.records();
         requests += recs.len();
         for r in recs {
