@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+use s3dlio_store_core::pool::prefault_spare;
 use s3dlio_store_core::{
     ByteRange, ByteStream, Error, ErrorKind, GetOptions, ObjectStoreExt, Result,
 };
@@ -60,6 +61,18 @@ impl Where<'_> {
             self.shard(),
             part.key
         ))
+    }
+
+    /// The range `off..off + want` of `part` came back as `got` bytes.
+    fn short(&self, part: &PartEntry, off: u64, want: u64, got: u64) -> Error {
+        self.corrupt(
+            part,
+            format!(
+                "bytes {off}..{} read as {got}{} bytes (truncated or replaced?)",
+                off + want,
+                if got > want { " or more" } else { "" }
+            ),
+        )
     }
 
     fn check_crc(&self, part: &PartEntry, want: u32, got: u32, which: &str) -> Result<()> {
@@ -174,12 +187,8 @@ impl CheckpointStore {
                         step,
                         shard: &shard,
                     };
-                    let p = &shard.parts[i];
-                    let want = piece.capacity();
                     let crc = ck
-                        .read_job(&at, p, shard.compression, off, want, &mut |chunk| {
-                            piece.extend_from_slice(chunk)
-                        })
+                        .read_piece(&at, &shard.parts[i], shard.compression, off, &mut piece)
                         .await?;
                     Ok::<_, Error>((i, off, piece.len() as u64, crc, piece))
                 })
@@ -269,6 +278,43 @@ impl CheckpointStore {
         check_sums(at, done)
     }
 
+    /// Fill `piece` (empty, with room for exactly the range) with the bytes of part `p`
+    /// from `off`, and return their CRC32C. Uncompressed ranges are read straight into it
+    /// where the backend can (a local file: one positional read), its pages faulted in first
+    /// with one call rather than one fault per page.
+    async fn read_piece(
+        &self,
+        at: &Where<'_>,
+        p: &PartEntry,
+        c: Compression,
+        off: u64,
+        piece: &mut BytesMut,
+    ) -> Result<u32> {
+        let len = piece.capacity();
+        if c != Compression::None {
+            return self
+                .read_job(at, p, c, off, len, &mut |chunk| {
+                    piece.extend_from_slice(chunk)
+                })
+                .await;
+        }
+        let want = len as u64;
+        let res = self
+            .store
+            .get(
+                &self.key(&p.key),
+                GetOptions::range(ByteRange::from(off..off + want)),
+            )
+            .await
+            .map_err(|e| at.wrap(p, e))?;
+        if res.len() != want {
+            return Err(at.short(p, off, want, res.len()));
+        }
+        prefault_spare(piece);
+        res.read_into(piece).await.map_err(|e| at.wrap(p, e))?;
+        Ok(crc32c::crc32c(piece))
+    }
+
     /// Pass the `len` bytes of part `p` from `off` (a whole part, decompressed and verified,
     /// when compressed) to `sink` in order as they arrive, and return their CRC32C; fails
     /// unless exactly `len` bytes came. The range is streamed: no buffer of all of it is
@@ -289,16 +335,7 @@ impl CheckpointStore {
             return Ok(p.raw_crc32c);
         }
         let want = len as u64;
-        let short = |got: u64| {
-            at.corrupt(
-                p,
-                format!(
-                    "bytes {off}..{} read as {got}{} bytes (truncated or replaced?)",
-                    off + want,
-                    if got > want { " or more" } else { "" }
-                ),
-            )
-        };
+        let short = |got: u64| at.short(p, off, want, got);
         let mut body = self
             .store
             .get(

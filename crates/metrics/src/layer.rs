@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{Stream, StreamExt};
 use s3dlio_store_core::{
     Body, ByteStream, Capabilities, CopyOptions, DeferredBody, GetOptions, GetResult, ListOptions,
@@ -347,6 +347,19 @@ impl<O: Observer> DeferredBody for TimedDeferred<O> {
         match &r {
             Ok(b) => {
                 pending.chunk(b.len());
+                pending.finish(Outcome::Ok);
+            }
+            Err(e) => pending.finish(Outcome::Failed(e)),
+        }
+        r
+    }
+
+    async fn read_into(self: Box<Self>, buf: &mut BytesMut, expected: u64) -> Result<()> {
+        let TimedDeferred { inner, mut pending } = *self;
+        let r = inner.read_into(buf, expected).await;
+        match &r {
+            Ok(()) => {
+                pending.chunk(expected as usize);
                 pending.finish(Outcome::Ok);
             }
             Err(e) => pending.finish(Outcome::Failed(e)),

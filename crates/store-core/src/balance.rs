@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
@@ -553,6 +553,13 @@ impl DeferredBody for LeasedDeferred {
     fn stream(self: Box<Self>) -> ByteStream {
         let Self { inner, lease } = *self;
         leased_stream(inner.stream(), lease)
+    }
+
+    async fn read_into(self: Box<Self>, buf: &mut BytesMut, expected: u64) -> Result<()> {
+        let Self { inner, lease } = *self;
+        let r = inner.read_into(buf, expected).await;
+        drop(lease);
+        r
     }
 }
 

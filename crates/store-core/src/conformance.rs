@@ -23,7 +23,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
@@ -233,6 +233,18 @@ pub async fn round_trip_sizes(f: Fixture) {
             .await
             .expect("stream");
         assert_same(&streamed.concat(), &data, "streamed get");
+
+        // And appended to a buffer that already holds bytes, straight into its spare room
+        // where the backend can.
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        s.get(&key, GetOptions::default())
+            .await
+            .expect("get")
+            .read_into(&mut buf)
+            .await
+            .expect("read_into");
+        assert_eq!(&buf[..4], b"kept", "read_into kept the bytes before");
+        assert_same(&buf[4..], &data, &format!("read_into of {size} bytes"));
     }
 }
 
@@ -272,6 +284,14 @@ pub async fn ranges(f: Fixture) {
         );
         let got = res.bytes().await.expect("body");
         assert_same(&got, &data[want.clone()], &format!("{range:?}"));
+        let mut buf = BytesMut::new();
+        s.get(&key, GetOptions::range(range))
+            .await
+            .unwrap_or_else(|e| panic!("{range:?}: {e}"))
+            .read_into(&mut buf)
+            .await
+            .unwrap_or_else(|e| panic!("{range:?}: read_into: {e}"));
+        assert_same(&buf, &data[want.clone()], &format!("{range:?} read_into"));
     }
     for range in [
         ByteRange::From(1000),

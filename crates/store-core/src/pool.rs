@@ -13,9 +13,10 @@
 //! Buffers are always initialised (fresh ones come zeroed), so reads fill them through
 //! ordinary slices, and reuse needs no zeroing.
 
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Reads smaller than this use ordinary allocations: the allocator reuses small blocks
 /// well, and pooling them would only add locking.
@@ -104,14 +105,53 @@ impl BufferPool {
 
 /// Fault a fresh buffer's pages in with one call rather than one page fault per 4 KiB as
 /// the read fills it.
-#[cfg(target_os = "linux")]
 fn populate(buf: &[u8]) {
+    populate_range(buf.as_ptr(), buf.len());
+}
+
+/// Fault in the spare capacity of `buf` (memory a read is about to fill) with one call
+/// rather than a page fault per 4 KiB; for large destination buffers, such as a
+/// checkpoint shard's. Contents and length are unchanged.
+pub fn prefault_spare(buf: &mut BytesMut) {
+    let spare = buf.spare_capacity_mut();
+    populate_range(spare.as_ptr().cast(), spare.len());
+}
+
+/// Append up to `max` bytes to `buf` by letting `fill` write into its spare capacity (a
+/// positional read straight into the destination, with no zeroing first): `fill` gets the
+/// uninitialised room and returns the prefix of it that it initialised (what
+/// `rustix::io::pread` returns), which becomes part of `buf`. Returns how many bytes that was.
+pub fn append_with<E>(
+    buf: &mut BytesMut,
+    max: usize,
+    fill: impl for<'a> FnOnce(&'a mut [MaybeUninit<u8>]) -> Result<&'a mut [u8], E>,
+) -> Result<usize, E> {
+    buf.reserve(max);
+    let spare = &mut buf.spare_capacity_mut()[..max];
+    let start = spare.as_ptr() as usize;
+    let init = fill(spare)?;
+    let n = init.len();
+    // Only a prefix of the room given can extend the buffer (a slice from elsewhere would
+    // say nothing about these bytes).
+    assert!(
+        init.as_ptr() as usize == start && n <= max,
+        "append_with: fill must return a prefix of the room it was given"
+    );
+    // SAFETY: `init` is a `&mut [u8]` over the first n bytes of the spare capacity (checked
+    // above), so those bytes are initialised.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+#[cfg(target_os = "linux")]
+fn populate_range(ptr: *const u8, len: usize) {
     const PAGE: usize = 4096;
-    let start = (buf.as_ptr() as usize).next_multiple_of(PAGE);
-    let end = (buf.as_ptr() as usize + buf.len()) / PAGE * PAGE;
+    let start = (ptr as usize).next_multiple_of(PAGE);
+    let end = (ptr as usize + len) / PAGE * PAGE;
     if end > start {
-        // SAFETY: the range lies inside `buf`, which this thread owns; MADV_POPULATE_WRITE
-        // only faults pages in (kernels before 5.14 refuse it, which is harmless).
+        // SAFETY: the whole pages in the range lie inside one allocation the caller holds
+        // mutably; MADV_POPULATE_WRITE only faults pages in and leaves their contents (kernels
+        // before 5.14 refuse it, which is harmless).
         unsafe {
             libc::madvise(
                 start as *mut libc::c_void,
@@ -123,7 +163,7 @@ fn populate(buf: &[u8]) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn populate(_: &[u8]) {}
+fn populate_range(_: *const u8, _: usize) {}
 
 /// Round sizes up to one of eight steps per power of two (at most 12.5% slack), so objects
 /// of slightly different sizes can share buffers.

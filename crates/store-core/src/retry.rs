@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::{Stream, StreamExt};
 use futures::FutureExt;
@@ -821,6 +821,25 @@ impl Stream for ResumingStream {
     }
 }
 
+/// After a whole-buffer read of `range` failed with `e`: the range again, as a resuming
+/// stream from a fresh pinned GET. Parts landed concurrently, so which arrived is unknown
+/// and the read starts over.
+async fn reread(resume: Resume, range: Range<u64>, e: Error) -> Result<GetResult> {
+    let shared = Arc::clone(&resume.shared);
+    RetryStats::bump(&shared.stats.resumes);
+    tracing::debug!(error = %e, "re-reading a GET body");
+    tokio::time::sleep(shared.policy.backoff(1)).await;
+    let first = resume.fetch(range.start, range.end).await?;
+    let stream = resume.stream(first, range.clone());
+    let expected = range.end - range.start;
+    Ok(GetResult {
+        meta: ObjectMeta::new("", expected),
+        range,
+        body: Body::Stream(stream),
+        uri: String::new(),
+    })
+}
+
 /// A deferred body whose whole-buffer read is redone (pinned to the ETag) if it fails
 /// transiently, and whose stream resumes from the last byte.
 struct ResumingDeferred {
@@ -848,23 +867,22 @@ impl DeferredBody for ResumingDeferred {
         } = *self;
         match inner.bytes().await {
             Err(e) if e.is_retryable() && resume.shared.policy.max_attempts > 1 => {
-                // Parts landed concurrently in one buffer: which arrived is unknown, so the
-                // read starts over, as a resuming stream from a fresh pinned GET.
-                let shared = Arc::clone(&resume.shared);
-                RetryStats::bump(&shared.stats.resumes);
-                tracing::debug!(error = %e, "re-reading a GET body");
-                tokio::time::sleep(shared.policy.backoff(1)).await;
-                let first = resume.fetch(range.start, range.end).await?;
-                let stream = resume.stream(first, range.clone());
-                let expected = range.end - range.start;
-                GetResult {
-                    meta: ObjectMeta::new("", expected),
-                    range,
-                    body: Body::Stream(stream),
-                    uri: String::new(),
-                }
-                .bytes()
-                .await
+                reread(resume, range, e).await?.bytes().await
+            }
+            other => other,
+        }
+    }
+
+    async fn read_into(self: Box<Self>, buf: &mut BytesMut, expected: u64) -> Result<()> {
+        let Self {
+            inner,
+            resume,
+            range,
+        } = *self;
+        match inner.read_into(buf, expected).await {
+            Err(e) if e.is_retryable() && resume.shared.policy.max_attempts > 1 => {
+                // `buf` was cut back: the whole range goes in again.
+                reread(resume, range, e).await?.read_into(buf).await
             }
             other => other,
         }

@@ -60,6 +60,45 @@ pub trait DeferredBody: Send + Debug {
     async fn bytes(self: Box<Self>) -> Result<Bytes>;
     /// Read it as a stream of chunks, in order.
     fn stream(self: Box<Self>) -> ByteStream;
+    /// Append every byte to `buf`, straight into its spare capacity where the backend can
+    /// (a local file: one positional read, no staging buffer). `expected` is the body's
+    /// length. On error `buf` is cut back to the length it had. The default streams the
+    /// chunks in.
+    async fn read_into(self: Box<Self>, buf: &mut BytesMut, expected: u64) -> Result<()> {
+        extend_from_stream(self.stream(), buf, expected).await
+    }
+}
+
+/// Append a stream's chunks to `buf`, failing (with `buf` cut back) unless exactly
+/// `expected` bytes come.
+pub(crate) async fn extend_from_stream(
+    mut s: ByteStream,
+    buf: &mut BytesMut,
+    expected: u64,
+) -> Result<()> {
+    let start = buf.len();
+    let cap = usize::try_from(expected)
+        .map_err(|_| Error::invalid_input(format!("{expected} bytes do not fit in memory")))?;
+    buf.reserve(cap);
+    let mut got = 0u64;
+    let r = async {
+        while let Some(chunk) = s.try_next().await? {
+            got += chunk.len() as u64;
+            if got > expected {
+                break;
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if got != expected {
+            return Err(length_mismatch(got, expected));
+        }
+        Ok(())
+    }
+    .await;
+    if r.is_err() {
+        buf.truncate(start);
+    }
+    r
 }
 
 /// The answer to a get: the object's metadata, the byte range returned, and the bytes.
@@ -132,6 +171,26 @@ impl GetResult {
         }
     }
 
+    /// Append the body to `buf`, exactly [`len`](Self::len) bytes, read straight into its
+    /// spare capacity where the backend can (a local file with one positional read): for
+    /// callers that own the destination, such as one piece of a larger buffer. On error
+    /// `buf` is cut back to the length it had.
+    pub async fn read_into(self, buf: &mut BytesMut) -> Result<()> {
+        let expected = self.len();
+        let uri = self.uri;
+        let r = match self.body {
+            Body::Bytes(b) => check_length(b.len() as u64, expected, &uri).map(|()| {
+                buf.extend_from_slice(&b);
+            }),
+            Body::Deferred(d) => d.read_into(buf, expected).await,
+            Body::Stream(s) => extend_from_stream(s, buf, expected).await,
+        };
+        r.map_err(|e| match e.uri() {
+            None => e.context(Operation::Get, uri),
+            Some(_) => e,
+        })
+    }
+
     /// The body as a stream that fails if it delivers fewer or more bytes than announced.
     pub fn into_stream(self) -> ByteStream {
         let expected = self.len();
@@ -158,7 +217,7 @@ impl GetResult {
     }
 }
 
-fn length_error(got: u64, expected: u64, uri: &str) -> Error {
+fn length_mismatch(got: u64, expected: u64) -> Error {
     let what = if got < expected {
         "ended early"
     } else {
@@ -168,7 +227,10 @@ fn length_error(got: u64, expected: u64, uri: &str) -> Error {
         ErrorKind::Interrupted,
         format!("body {what}: got {got} of {expected} bytes"),
     )
-    .context(Operation::Get, uri)
+}
+
+fn length_error(got: u64, expected: u64, uri: &str) -> Error {
+    length_mismatch(got, expected).context(Operation::Get, uri)
 }
 
 fn check_length(got: u64, expected: u64, uri: &str) -> Result<()> {
@@ -608,6 +670,50 @@ mod tests {
         assert_eq!(last.unwrap_err().kind(), ErrorKind::Interrupted);
         let long = result(12, 10).bytes().await.unwrap_err();
         assert!(long.to_string().contains("ran long"), "{long}");
+    }
+
+    #[tokio::test]
+    async fn read_into_appends_exactly_the_body_or_leaves_the_buffer_as_it_was() {
+        let mut buf = BytesMut::from(&b"head"[..]);
+        result(10, 10).read_into(&mut buf).await.unwrap();
+        assert_eq!(&buf[..], &[&b"head"[..], &[1u8; 10][..]].concat()[..]);
+        for (have, want) in [(7, 10), (12, 10)] {
+            let e = result(have, want).read_into(&mut buf).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Interrupted, "{e}");
+            assert_eq!(e.uri(), Some("mem:///k"));
+            assert_eq!(buf.len(), 14, "cut back after {have} of {want}");
+        }
+        let whole = GetResult {
+            meta: ObjectMeta::new("k", 3),
+            range: 0..3,
+            body: Body::Bytes(Bytes::from_static(b"xyz")),
+            uri: "mem:///k".into(),
+        };
+        whole.read_into(&mut buf).await.unwrap();
+        assert!(buf.ends_with(b"xyz") && buf.len() == 17);
+    }
+
+    #[test]
+    fn append_with_takes_only_the_prefix_it_was_given() {
+        use crate::pool::append_with;
+        let mut buf = BytesMut::from(&b"ab"[..]);
+        let n = append_with::<()>(&mut buf, 8, |room| {
+            assert_eq!(room.len(), 8);
+            let init: &mut [u8] = room[..3].write_copy_of_slice(b"cde");
+            Ok(init)
+        })
+        .unwrap();
+        assert_eq!((n, &buf[..]), (3, &b"abcde"[..]));
+        assert_eq!(append_with(&mut buf, 4, |_| Err("no")), Err("no"));
+        assert_eq!(&buf[..], b"abcde");
+        let elsewhere = std::panic::catch_unwind(|| {
+            let mut buf = BytesMut::new();
+            // Not the room given: must not be taken as initialised bytes of `buf`.
+            let _ = append_with::<()>(&mut buf, 4, |_| {
+                Ok(Box::leak(vec![0u8; 2].into_boxed_slice()))
+            });
+        });
+        assert!(elsewhere.is_err());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
 use s3dlio_store_core::{
     Body, ByteStream, DeferredBody, Error, ErrorKind, GetOptions, GetResult, ObjectMeta, Operation,
@@ -18,7 +18,9 @@ use s3dlio_store_core::{
 use crate::io::IoPool;
 use crate::keys::check_key;
 use crate::store::Inner;
-use crate::sys::{advise, etag, object_meta, read_exact_at, read_exact_into, Access};
+use crate::sys::{
+    advise, etag, object_meta, read_exact_append, read_exact_at, read_exact_into, Access,
+};
 use s3dlio_store_core::BufferPool;
 
 /// Chunks a streamed read keeps in flight: one being consumed, one being read.
@@ -140,6 +142,39 @@ impl DeferredBody for FileBody {
 
     fn stream(self: Box<Self>) -> ByteStream {
         chunks(*self)
+    }
+
+    async fn read_into(self: Box<Self>, buf: &mut BytesMut, expected: u64) -> Result<()> {
+        let Self {
+            file,
+            range,
+            io,
+            uri,
+            ..
+        } = *self;
+        let n = range.end - range.start;
+        if n != expected {
+            return Err(Error::other(format!(
+                "body of {n} bytes read as {expected} (a layer disagrees with the backend)"
+            ))
+            .context(Operation::Get, uri));
+        }
+        let len = usize::try_from(n)
+            .map_err(|_| Error::invalid_input(format!("{n} bytes do not fit in memory")))?;
+        // The spare capacity, split off as a buffer of its own for the I/O thread and joined
+        // back without a copy; `buf` keeps what it had whatever happens to the job.
+        buf.reserve(len);
+        let mut tail = buf.split_off(buf.len());
+        let filled = io
+            .run(move || {
+                read_exact_append(&file, range.start, &mut tail, len)
+                    .map_err(|e| Error::from_io(e, format!("read at byte {}", range.start)))?;
+                Ok(tail)
+            })
+            .await
+            .map_err(|e| e.context(Operation::Get, uri))?;
+        buf.unsplit(filled);
+        Ok(())
     }
 }
 

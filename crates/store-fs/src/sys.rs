@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
+use s3dlio_store_core::pool::append_with;
 use s3dlio_store_core::{Error, ErrorKind, ObjectMeta, Result};
 
 use crate::keys::{split_key, temp_name};
@@ -525,6 +526,38 @@ pub fn read_exact_into(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<(
                     format!(
                         "file ended at byte {pos}, {} bytes short (truncated while reading?)",
                         buf.len() - done
+                    ),
+                ))
+            }
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Append `len` bytes of `file` from `offset` to `buf`, read straight into its spare
+/// capacity; on error `buf` may hold part of them.
+pub fn read_exact_append(
+    file: &File,
+    offset: u64,
+    buf: &mut bytes::BytesMut,
+    len: usize,
+) -> io::Result<()> {
+    let mut done = 0;
+    while done < len {
+        let pos = offset + done as u64;
+        let read = append_with(buf, len - done, |room| {
+            rustix::io::pread(file, room, pos).map(|(init, _)| init)
+        });
+        match read {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "file ended at byte {pos}, {} bytes short (truncated while reading?)",
+                        len - done
                     ),
                 ))
             }

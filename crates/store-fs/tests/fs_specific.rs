@@ -795,6 +795,44 @@ async fn a_file_truncated_while_streaming_is_an_error_not_a_short_body() {
 }
 
 #[tokio::test]
+async fn read_into_fills_spare_room_and_leaves_the_buffer_as_it_was_on_a_truncated_file() {
+    let (dir, s) = store_with(FsOptions {
+        eager_read_max: 1024,
+        ..FsOptions::default()
+    });
+    let data = pattern(2, 300_000);
+    s.put_bytes("r", data.clone()).await.unwrap();
+    // A piece of a larger buffer, as a checkpoint load hands out: filled in place.
+    let mut whole = bytes::BytesMut::with_capacity(300_000);
+    let mut tail = whole.split_off(100_000);
+    for (piece, range) in [(&mut whole, 0..100_000u64), (&mut tail, 100_000..300_000)] {
+        let before = piece.as_ptr();
+        s.get("r", GetOptions::range(range))
+            .await
+            .unwrap()
+            .read_into(piece)
+            .await
+            .unwrap();
+        assert_eq!(piece.as_ptr(), before, "read in place, not reallocated");
+    }
+    whole.unsplit(tail);
+    assert_eq!(&whole[..], &data[..]);
+
+    let got = s.get("r", GetOptions::default()).await.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("r"))
+        .unwrap()
+        .set_len(50_000)
+        .unwrap();
+    let mut buf = bytes::BytesMut::from(&b"kept"[..]);
+    let err = got.read_into(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert!(err.to_string().contains("file:///"), "{err}");
+    assert_eq!(&buf[..], b"kept");
+}
+
+#[tokio::test]
 async fn registry_resolves_file_uris() {
     let dir = tempfile::tempdir().unwrap();
     let mut reg = Registry::with_parse_options(ParseOptions::default());
