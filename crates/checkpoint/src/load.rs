@@ -12,7 +12,7 @@ use s3dlio_store_core::{
 };
 
 use crate::manifest::{Compression, Manifest, PartEntry, ShardEntry};
-use crate::store::CheckpointStore;
+use crate::store::{permit, CheckpointStore};
 
 /// CRC32C of `data`; large buffers on a blocking thread, off the async workers.
 async fn crc_of(data: &Bytes) -> Result<u32> {
@@ -299,6 +299,7 @@ impl CheckpointStore {
                 .await;
         }
         let want = len as u64;
+        let _permit = permit(&self.limits.reads).await?;
         let res = self
             .store
             .get(
@@ -336,6 +337,7 @@ impl CheckpointStore {
         }
         let want = len as u64;
         let short = |got: u64| at.short(p, off, want, got);
+        let _permit = permit(&self.limits.reads).await?;
         let mut body = self
             .store
             .get(
@@ -365,6 +367,7 @@ impl CheckpointStore {
         let data = if p.size == 0 {
             Bytes::new()
         } else {
+            let _permit = permit(&self.limits.reads).await?;
             self.store
                 .get_bytes(&self.key(&p.key))
                 .await

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use s3dlio_store_core::{
@@ -18,7 +19,7 @@ use crate::manifest::{
     check_name, layout, parse_json, to_json, Compression, Manifest, PartEntry, Pointer, RankMarker,
     ShardEntry, FORMAT, FORMAT_VERSION,
 };
-use crate::store::CheckpointStore;
+use crate::store::{permit, CheckpointStore};
 
 /// What a save records and how it runs.
 #[derive(Debug, Clone)]
@@ -218,6 +219,7 @@ impl RankSaver {
             name: name.to_owned(),
             part_size: self.ck.config.part_size.max(1),
             concurrency: self.ck.config.write_concurrency.max(1),
+            uploads: Arc::clone(&self.ck.limits.uploads),
             shards: Arc::clone(&self.shards),
             pending: Vec::new(),
             pending_len: 0,
@@ -449,6 +451,8 @@ pub struct ShardWriter {
     name: String,
     part_size: u64,
     concurrency: usize,
+    /// The store's bound on part uploads across all its shard writers.
+    uploads: Arc<Semaphore>,
     shards: Arc<Mutex<Vec<ShardEntry>>>,
     pending: Vec<Bytes>,
     pending_len: u64,
@@ -485,9 +489,11 @@ impl ShardWriter {
         let chunks = std::mem::take(&mut self.pending);
         self.pending_len = 0;
         let rel = layout::part(&self.data_prefix, self.rank, &self.name, self.part_count());
-        let ctx = Arc::clone(&self.ctx);
-        self.inflight
-            .push_back(tokio::spawn(upload_part(ctx, rel, chunks)));
+        let (ctx, uploads) = (Arc::clone(&self.ctx), Arc::clone(&self.uploads));
+        self.inflight.push_back(tokio::spawn(async move {
+            let _permit = permit(&uploads).await?;
+            upload_part(ctx, rel, chunks).await
+        }));
         while self.inflight.len() > self.concurrency {
             self.join_oldest().await?;
         }

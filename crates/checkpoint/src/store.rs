@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use s3dlio_store_core::{
     Error, ErrorKind, ListItem, ListOptions, ObjectStore, ObjectStoreExt, Registry, Result,
@@ -25,6 +26,13 @@ pub struct Config {
     pub write_concurrency: usize,
     /// Ranged reads of one shard in flight at once.
     pub read_concurrency: usize,
+    /// Part uploads in flight at once across every shard this store saves (all the shards
+    /// and ranks of one process). Each part is itself a streaming upload whose requests the
+    /// backend runs concurrently (S3: 8 MiB multipart parts), so without this bound shards
+    /// x `write_concurrency` x the backend's concurrency requests would compete at once.
+    pub max_uploads: usize,
+    /// Ranged reads in flight at once across every shard this store loads.
+    pub max_reads: usize,
     /// Bytes per ranged read.
     pub range_size: u64,
     /// How often rank 0 looks for the other ranks' markers.
@@ -41,6 +49,8 @@ impl Default for Config {
             part_size: 64 << 20,
             write_concurrency: 8,
             read_concurrency: 16,
+            max_uploads: 8,
+            max_reads: 16,
             range_size: 16 << 20,
             poll_interval: Duration::from_millis(200),
             named_keep: 2,
@@ -74,6 +84,32 @@ pub struct CheckpointStore {
     /// Empty, or a prefix ending in `/`.
     pub(crate) root: String,
     pub(crate) config: Config,
+    /// The bounds of `config.max_uploads` and `max_reads`, shared by clones.
+    pub(crate) limits: Arc<Limits>,
+}
+
+/// Permits for part uploads and ranged reads, shared by every clone of a store.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    pub(crate) uploads: Arc<Semaphore>,
+    pub(crate) reads: Arc<Semaphore>,
+}
+
+impl Limits {
+    fn new(config: &Config) -> Arc<Self> {
+        Arc::new(Self {
+            uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
+            reads: Arc::new(Semaphore::new(config.max_reads.max(1))),
+        })
+    }
+}
+
+/// Wait for a permit of `sem` (never closed).
+pub(crate) async fn permit(sem: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit> {
+    Arc::clone(sem)
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::other("checkpoint store: its I/O limiter was closed"))
 }
 
 impl CheckpointStore {
@@ -87,10 +123,12 @@ impl CheckpointStore {
         if !root.is_empty() && !root.ends_with('/') {
             root.push('/');
         }
+        let config = Config::default();
         Self {
             store,
             root,
-            config: Config::default(),
+            limits: Limits::new(&config),
+            config,
         }
     }
 
@@ -102,6 +140,7 @@ impl CheckpointStore {
     }
 
     pub fn with_config(mut self, config: Config) -> Self {
+        self.limits = Limits::new(&config);
         self.config = config;
         self
     }

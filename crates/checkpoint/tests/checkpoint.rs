@@ -19,6 +19,8 @@ fn small() -> Config {
         part_size: 1000,
         write_concurrency: 3,
         read_concurrency: 4,
+        max_uploads: 8,
+        max_reads: 16,
         range_size: 300,
         poll_interval: Duration::from_millis(5),
         named_keep: 2,
@@ -550,4 +552,152 @@ async fn named_checkpoints_can_be_stored_compressed() {
         shard.raw_size
     );
     assert_eq!(ck.load("state").await.unwrap(), data);
+}
+
+/// Counts part uploads (writer to complete) and reads (get calls) in flight, each held a
+/// few milliseconds so that concurrent ones overlap.
+mod gauge {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use s3dlio_store_core::{
+        Capabilities, GetOptions, GetResult, ListOptions, ListPage, MemoryStore, ObjectMeta,
+        ObjectStore, ObjectWriter, PutOptions, PutResult, Result,
+    };
+
+    #[derive(Debug, Default)]
+    pub struct Peak {
+        now: AtomicUsize,
+        pub max: AtomicUsize,
+    }
+
+    impl Peak {
+        fn enter(&self) {
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max.fetch_max(n, Ordering::SeqCst);
+        }
+        fn leave(&self) {
+            self.now.fetch_sub(1, Ordering::SeqCst);
+        }
+        pub fn peak(&self) -> usize {
+            self.max.load(Ordering::SeqCst)
+        }
+    }
+
+    const HOLD: Duration = Duration::from_millis(3);
+
+    #[derive(Debug, Default)]
+    pub struct Gauged {
+        pub inner: MemoryStore,
+        pub uploads: Arc<Peak>,
+        pub reads: Arc<Peak>,
+    }
+
+    #[derive(Debug)]
+    struct Writer {
+        inner: Box<dyn ObjectWriter>,
+        peak: Arc<Peak>,
+    }
+
+    #[async_trait]
+    impl ObjectWriter for Writer {
+        async fn write(&mut self, data: Bytes) -> Result<()> {
+            tokio::time::sleep(HOLD).await;
+            self.inner.write(data).await
+        }
+        async fn complete(self: Box<Self>) -> Result<PutResult> {
+            let r = self.inner.complete().await;
+            self.peak.leave();
+            r
+        }
+        async fn abort(self: Box<Self>) -> Result<()> {
+            let r = self.inner.abort().await;
+            self.peak.leave();
+            r
+        }
+        fn bytes_written(&self) -> u64 {
+            self.inner.bytes_written()
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for Gauged {
+        fn base_uri(&self) -> &str {
+            self.inner.base_uri()
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+        async fn get(&self, key: &str, opts: GetOptions) -> Result<GetResult> {
+            self.reads.enter();
+            tokio::time::sleep(HOLD).await;
+            let r = self.inner.get(key, opts).await;
+            self.reads.leave();
+            r
+        }
+        async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<PutResult> {
+            self.inner.put(key, data, opts).await
+        }
+        async fn writer(&self, key: &str, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
+            let inner = self.inner.writer(key, opts).await?;
+            self.uploads.enter();
+            Ok(Box::new(Writer {
+                inner,
+                peak: Arc::clone(&self.uploads),
+            }))
+        }
+        async fn head(&self, key: &str) -> Result<ObjectMeta> {
+            self.inner.head(key).await
+        }
+        async fn list_page(
+            &self,
+            prefix: &str,
+            opts: &ListOptions,
+            token: Option<String>,
+        ) -> Result<ListPage> {
+            self.inner.list_page(prefix, opts, token).await
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key).await
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_and_reads_are_bounded_across_every_shard_of_the_store() {
+    let store = Arc::new(gauge::Gauged::default());
+    let (uploads, reads) = (Arc::clone(&store.uploads), Arc::clone(&store.reads));
+    // Per shard 4 parts and 4 reads may be in flight; the store allows 3 of each in all.
+    let ck = CheckpointStore::from_arc(store, "b").with_config(Config {
+        write_concurrency: 4,
+        read_concurrency: 4,
+        max_uploads: 3,
+        max_reads: 3,
+        ..small()
+    });
+    let world = 4u32;
+    let saves = (0..world).map(|rank| {
+        let ck = ck.clone();
+        async move {
+            let r = ck.rank_saver(SaveOptions::new(5).distributed(world, "s"), rank)?;
+            r.put_shard("model", data(u64::from(rank), 9_000)).await?;
+            r.finish().await
+        }
+    });
+    futures::future::try_join_all(saves).await.unwrap();
+    assert_eq!(uploads.peak(), 3, "part uploads in flight at the peak");
+
+    let m = ck.latest().await.unwrap().unwrap();
+    let loads = (0..world).map(|rank| {
+        let (ck, m) = (ck.clone(), m.clone());
+        async move { ck.load_shard(&m, rank, "model").await }
+    });
+    let got = futures::future::try_join_all(loads).await.unwrap();
+    for (rank, shard) in got.into_iter().enumerate() {
+        assert_eq!(shard, data(rank as u64, 9_000));
+    }
+    assert_eq!(reads.peak(), 3, "ranged reads in flight at the peak");
 }
