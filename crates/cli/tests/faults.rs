@@ -296,3 +296,48 @@ fn s3_stalled_requests_time_out_and_are_retried() {
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     });
 }
+
+#[test]
+fn s3_conditional_streamed_write_repeats_a_throttled_final_put_but_not_a_reset_one() {
+    rt().block_on(async {
+        let (proxy, store) = s3_through_proxy("condpart", policy()).await;
+        // The first PUT of each write fails: throttled (surely not done), then reset (maybe
+        // done: a repeat could answer AlreadyExists for our own write).
+        for (key, fault, ok) in [
+            ("throttled", ProxyFault::Status(503), true),
+            ("reset", ProxyFault::Reset, false),
+        ] {
+            let first = std::sync::atomic::AtomicBool::new(false);
+            proxy.set_decider(move |r| {
+                (r.method == "PUT" && !first.swap(true, std::sync::atomic::Ordering::SeqCst))
+                    .then_some(fault)
+            });
+            proxy.clear_records();
+            let mut w = store
+                .writer(key, s3dlio_store_core::PutOptions::create())
+                .await
+                .unwrap();
+            w.write(Bytes::from_static(b"streamed, create-only"))
+                .await
+                .unwrap();
+            let r = w.complete().await;
+            proxy.set_decider(|_| None);
+            proxy.settled().await;
+            let puts = proxy
+                .records()
+                .iter()
+                .filter(|r| r.request.method == "PUT")
+                .count();
+            if ok {
+                r.unwrap();
+                assert_eq!(puts, 2, "{key}: the refused PUT was sent again");
+                assert_eq!(store.get_bytes(key).await.unwrap(), "streamed, create-only");
+            } else {
+                // The write's own error, not a false "already exists".
+                let e = r.unwrap_err();
+                assert_ne!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+                assert_eq!(puts, 1, "{key}: a PUT that may have landed is not repeated");
+            }
+        }
+    });
+}

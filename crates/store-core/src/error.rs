@@ -226,6 +226,15 @@ impl Error {
         self.kind
     }
 
+    /// Whether the request surely was not carried out: the service refused it without
+    /// doing it (throttled), or it never reached the service. Only then may a conditional
+    /// write be repeated: after a reset or a timeout the first attempt may have succeeded,
+    /// and a repeat would report `AlreadyExists` or `PreconditionFailed` for our own write.
+    pub fn surely_unperformed(&self) -> bool {
+        self.kind == ErrorKind::RateLimited
+            || self.connection == Some(ConnectionFailure::NotConnected)
+    }
+
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }

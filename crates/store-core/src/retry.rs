@@ -434,11 +434,9 @@ fn exhausted(err: Error, n: u32) -> Error {
     }
 }
 
-/// Whether a conditional write may be retried after `e`: only when the service refused it
-/// without doing it, or it never reached the service.
+/// Whether a conditional write may be retried after `e` (see [`Error::surely_unperformed`]).
 fn refused_unperformed(e: &Error) -> bool {
-    e.kind() == ErrorKind::RateLimited
-        || e.connection_failure() == Some(crate::error::ConnectionFailure::NotConnected)
+    e.surely_unperformed()
 }
 
 /// Any store, with retries, timeouts, GET resumption and adaptive concurrency; see the

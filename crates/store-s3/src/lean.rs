@@ -301,6 +301,25 @@ impl LeanResponse {
     }
 }
 
+/// How many attempts a request may take, and which failures may be repeated.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempts {
+    pub max: u32,
+    /// Repeat only failures that surely did nothing (a conditional write: see
+    /// `Error::surely_unperformed`).
+    pub only_unperformed: bool,
+}
+
+impl Attempts {
+    /// Up to `max` attempts, after any transient failure.
+    pub fn any(max: u32) -> Self {
+        Self {
+            max,
+            only_unperformed: false,
+        }
+    }
+}
+
 impl LeanBucket {
     pub fn read_timeout(&self) -> Duration {
         self.client.cfg.read_timeout
@@ -330,14 +349,14 @@ impl LeanBucket {
             &headers,
             Bytes::new(),
             Payload::Unsigned,
-            attempts,
+            Attempts::any(attempts),
             uri,
         )
         .await
     }
 
     /// Send one request, making up to `attempts` attempts for transient failures (the
-    /// caller decides when a repeat is safe). On failure, also the HTTP status if any.
+    /// caller decides which repeats are safe). On failure, also the HTTP status if any.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
@@ -347,7 +366,7 @@ impl LeanBucket {
         headers: &[(HeaderName, String)],
         body: Bytes,
         payload: Payload,
-        attempts: u32,
+        attempts: Attempts,
         uri: &str,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
         let backoff = RetryPolicy::default();
@@ -358,7 +377,11 @@ impl LeanBucket {
                 .await
             {
                 Ok(r) => return Ok(r),
-                Err((e, _)) if e.is_retryable() && attempt < attempts => {
+                Err((e, _))
+                    if e.is_retryable()
+                        && attempt < attempts.max
+                        && (!attempts.only_unperformed || e.surely_unperformed()) =>
+                {
                     tracing::debug!(attempt, error = %e, "retrying {method} {uri}");
                     tokio::time::sleep(backoff.backoff(attempt)).await;
                     attempt += 1;

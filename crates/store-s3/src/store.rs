@@ -21,7 +21,7 @@ use s3dlio_store_core::{
 
 use crate::config::{S3Options, UploadIntegrity};
 use crate::error::sdk_error;
-use crate::lean::{crc32c_header, LeanBucket, Payload};
+use crate::lean::{crc32c_header, Attempts, LeanBucket, Payload};
 use crate::writer::S3Writer;
 use http::HeaderName;
 
@@ -448,16 +448,15 @@ async fn lean_put(
         UploadIntegrity::SignedPayload => Payload::Signed,
         UploadIntegrity::None => Payload::Unsigned,
     };
-    let attempts = if part {
-        if opts.mode == PutMode::Overwrite {
+    // A part (the final PUT of a streamed write) cannot be repeated by a layer above, so it
+    // is retried here; a conditional one only after failures that surely did nothing.
+    let attempts = Attempts {
+        max: if part || !s.opts.outer_retries {
             s.opts.max_attempts
         } else {
             1
-        }
-    } else if s.opts.outer_retries {
-        1
-    } else {
-        s.opts.max_attempts
+        },
+        only_unperformed: opts.mode != PutMode::Overwrite,
     };
     let out = lean
         .send(
