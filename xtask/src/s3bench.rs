@@ -993,6 +993,10 @@ fn write_report(
     json: &mut Vec<String>,
 ) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let suite = match flavor {
+        Flavor::S3 => "s3",
+        Flavor::Python => "python",
+    };
     let server = if t.local {
         format!(
             "SeaweedFS {} (`weed mini`, 1 GiB volumes, started by xtask on 127.0.0.1, on the \
@@ -1032,10 +1036,6 @@ fn write_report(
         if flavor == Flavor::S3 && opts.procs != crate::bench::DEFAULT_PROCS {
             flags += &format!(" --procs {}", opts.procs);
         }
-        let suite = match flavor {
-            Flavor::S3 => "s3",
-            Flavor::Python => "python",
-        };
         format!("cargo xtask bench {suite}{flags}")
     };
     let build = if opts.quick {
@@ -1238,7 +1238,7 @@ fn write_report(
                         continue;
                     }
                     json.push(format!(
-                        "{{\"suite\":\"s3\",\"workload\":{},\"contender\":{},\"error\":{}}}",
+                        "{{\"suite\":\"{suite}\",\"workload\":{},\"contender\":{},\"error\":{}}}",
                         js(&w.name),
                         js(&c.name),
                         js(e)
@@ -1279,7 +1279,7 @@ fn write_report(
                 _ => String::new(),
             };
             json.push(format!(
-                "{{\"suite\":\"s3\",\"workload\":{},\"contender\":{},\"op\":\"{}\",\"objects\":{},\
+                "{{\"suite\":\"{suite}\",\"workload\":{},\"contender\":{},\"op\":\"{}\",\"objects\":{},\
                  \"object_size\":{},\"jobs\":{},\"runs\":{},\"wall_s\":{:.6},\"cpu_s\":{:.6},\
                  \"server_cpu_s\":{},\"other_cpu_s\":{},\"max_rss_kib\":{},\"process_wall_s\":{:.6},\
                  \"process_cpu_s\":{:.6},\"mib_per_s\":{:.3},\"ops_per_s\":{:.1},\
