@@ -71,6 +71,10 @@ pub enum ProxyFault {
     /// a body) and close the connection (gracefully, so the client receives exactly those
     /// bytes).
     CutBody(f64),
+    /// Forward, let the server carry the request out and answer, then close the client's
+    /// connection with a reset instead of passing the answer on: the client cannot know the
+    /// request was done.
+    LoseAnswer,
 }
 
 impl ProxyFault {
@@ -84,6 +88,7 @@ impl ProxyFault {
             Self::Reset => "reset",
             Self::Stall(_) => "stall",
             Self::CutBody(_) => "cut-body",
+            Self::LoseAnswer => "lose-answer",
         }
     }
 }
@@ -517,7 +522,7 @@ async fn exchange(
         }
         Some(ProxyFault::Stall(d)) => tokio::time::sleep(d).await,
         Some(ProxyFault::CutBody(f)) => cut = Some(f),
-        None => {}
+        Some(ProxyFault::LoseAnswer) | None => {}
     }
     // Forward, on a kept-alive upstream connection when there is one.
     let mut req = head.render(&["expect"]);
@@ -562,6 +567,15 @@ async fn exchange(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     record.status = Some(status);
+    if record.fault == Some(ProxyFault::LoseAnswer) {
+        let mut discard = Vec::new();
+        if !is_head {
+            let _ = read_body(&mut up.r, &resp, &mut discard).await;
+        }
+        *upstream = None;
+        reset(cw);
+        return false;
+    }
     if cw.write_all(&resp.render(&[])).await.is_err() {
         *upstream = None;
         return false;

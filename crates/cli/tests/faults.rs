@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use s3dlio_cli::faultproxy::{
-    random_faults, test_azure_options, test_s3_options, FaultProxy, ProxyFault, Record,
+    random_faults, test_azure_options, test_s3_options, FaultProxy, ProxyFault, Record, RequestInfo,
 };
 use s3dlio_store_azure::AzureStore;
 use s3dlio_store_core::{
-    ErrorKind, GetOptions, ObjectStore, ObjectStoreExt, RetryPolicy, RetryStore,
+    ErrorKind, GetOptions, ObjectStore, ObjectStoreExt, PutOptions, RetryPolicy, RetryStore,
 };
 use s3dlio_store_s3::S3Store;
 
@@ -297,30 +297,38 @@ fn s3_stalled_requests_time_out_and_are_retried() {
     });
 }
 
+/// A decider that gives the first PUT it sees `fault`.
+fn first_put(fault: ProxyFault) -> impl Fn(&RequestInfo) -> Option<ProxyFault> {
+    let seen = std::sync::atomic::AtomicBool::new(false);
+    move |r| {
+        (r.method == "PUT" && !seen.swap(true, std::sync::atomic::Ordering::SeqCst))
+            .then_some(fault)
+    }
+}
+
 #[test]
-fn s3_conditional_streamed_write_repeats_a_throttled_final_put_but_not_a_reset_one() {
+fn s3_conditional_puts_settle_unknown_outcomes_by_looking_at_the_object() {
     rt().block_on(async {
-        let (proxy, store) = s3_through_proxy("condpart", policy()).await;
-        // The first PUT of each write fails: throttled (surely not done), then reset (maybe
-        // done: a repeat could answer AlreadyExists for our own write).
-        for (key, fault, ok) in [
-            ("throttled", ProxyFault::Status(503), true),
-            ("reset", ProxyFault::Reset, false),
+        let (proxy, store) = s3_through_proxy("condput", policy()).await;
+        let body = Bytes::from_static(b"create-only, through the faults");
+        // The first PUT of each write meets `fault`. Throttled and reset (never forwarded):
+        // nothing was done, so it is sent again. Answer lost (done, the client cannot know):
+        // a HEAD shows our bytes are there, and nothing is sent again.
+        for (key, fault, puts_sent, streamed) in [
+            ("throttled", ProxyFault::Status(503), 2, true),
+            ("reset", ProxyFault::Reset, 2, true),
+            ("lost", ProxyFault::LoseAnswer, 1, true),
+            ("lost-put", ProxyFault::LoseAnswer, 1, false),
         ] {
-            let first = std::sync::atomic::AtomicBool::new(false);
-            proxy.set_decider(move |r| {
-                (r.method == "PUT" && !first.swap(true, std::sync::atomic::Ordering::SeqCst))
-                    .then_some(fault)
-            });
+            proxy.set_decider(first_put(fault));
             proxy.clear_records();
-            let mut w = store
-                .writer(key, s3dlio_store_core::PutOptions::create())
-                .await
-                .unwrap();
-            w.write(Bytes::from_static(b"streamed, create-only"))
-                .await
-                .unwrap();
-            let r = w.complete().await;
+            let r = if streamed {
+                let mut w = store.writer(key, PutOptions::create()).await.unwrap();
+                w.write(body.clone()).await.unwrap();
+                w.complete().await
+            } else {
+                store.put(key, body.clone(), PutOptions::create()).await
+            };
             proxy.set_decider(|_| None);
             proxy.settled().await;
             let puts = proxy
@@ -328,16 +336,23 @@ fn s3_conditional_streamed_write_repeats_a_throttled_final_put_but_not_a_reset_o
                 .iter()
                 .filter(|r| r.request.method == "PUT")
                 .count();
-            if ok {
-                r.unwrap();
-                assert_eq!(puts, 2, "{key}: the refused PUT was sent again");
-                assert_eq!(store.get_bytes(key).await.unwrap(), "streamed, create-only");
-            } else {
-                // The write's own error, not a false "already exists".
-                let e = r.unwrap_err();
-                assert_ne!(e.kind(), ErrorKind::AlreadyExists, "{e}");
-                assert_eq!(puts, 1, "{key}: a PUT that may have landed is not repeated");
-            }
+            r.unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(puts, puts_sent, "{key}: PUTs sent");
+            assert_eq!(store.get_bytes(key).await.unwrap(), body, "{key}");
         }
+        // A real conflict is still one: someone else's object is not taken for ours, with
+        // or without a reset first.
+        for fault in [None, Some(ProxyFault::Reset)] {
+            proxy.set_decider(first_put(
+                fault.unwrap_or(ProxyFault::Stall(Duration::ZERO)),
+            ));
+            let other = Bytes::from_static(b"other bytes");
+            let e = store
+                .put("lost", other, PutOptions::create())
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{fault:?}: {e}");
+        }
+        assert_eq!(store.get_bytes("lost").await.unwrap(), body);
     });
 }

@@ -211,6 +211,7 @@ pub(crate) struct LeanBucket {
 }
 
 /// How a request's payload is covered by its signature.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Payload {
     /// `UNSIGNED-PAYLOAD` (GETs; PUTs that carry a CRC32C header or nothing).
     Unsigned,
@@ -301,25 +302,6 @@ impl LeanResponse {
     }
 }
 
-/// How many attempts a request may take, and which failures may be repeated.
-#[derive(Debug, Clone, Copy)]
-pub struct Attempts {
-    pub max: u32,
-    /// Repeat only failures that surely did nothing (a conditional write: see
-    /// `Error::surely_unperformed`).
-    pub only_unperformed: bool,
-}
-
-impl Attempts {
-    /// Up to `max` attempts, after any transient failure.
-    pub fn any(max: u32) -> Self {
-        Self {
-            max,
-            only_unperformed: false,
-        }
-    }
-}
-
 impl LeanBucket {
     pub fn read_timeout(&self) -> Duration {
         self.client.cfg.read_timeout
@@ -349,14 +331,14 @@ impl LeanBucket {
             &headers,
             Bytes::new(),
             Payload::Unsigned,
-            Attempts::any(attempts),
+            attempts,
             uri,
         )
         .await
     }
 
     /// Send one request, making up to `attempts` attempts for transient failures (the
-    /// caller decides which repeats are safe). On failure, also the HTTP status if any.
+    /// caller decides when a repeat is safe). On failure, also the HTTP status if any.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
@@ -366,7 +348,7 @@ impl LeanBucket {
         headers: &[(HeaderName, String)],
         body: Bytes,
         payload: Payload,
-        attempts: Attempts,
+        attempts: u32,
         uri: &str,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
         let backoff = RetryPolicy::default();
@@ -377,11 +359,7 @@ impl LeanBucket {
                 .await
             {
                 Ok(r) => return Ok(r),
-                Err((e, _))
-                    if e.is_retryable()
-                        && attempt < attempts.max
-                        && (!attempts.only_unperformed || e.surely_unperformed()) =>
-                {
+                Err((e, _)) if e.is_retryable() && attempt < attempts => {
                     tracing::debug!(attempt, error = %e, "retrying {method} {uri}");
                     tokio::time::sleep(backoff.backoff(attempt)).await;
                     attempt += 1;

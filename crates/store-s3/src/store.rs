@@ -21,7 +21,7 @@ use s3dlio_store_core::{
 
 use crate::config::{S3Options, UploadIntegrity};
 use crate::error::sdk_error;
-use crate::lean::{crc32c_header, Attempts, LeanBucket, Payload};
+use crate::lean::{crc32c_header, LeanBucket, Payload};
 use crate::writer::S3Writer;
 use http::HeaderName;
 
@@ -448,15 +448,15 @@ async fn lean_put(
         UploadIntegrity::SignedPayload => Payload::Signed,
         UploadIntegrity::None => Payload::Unsigned,
     };
+    if opts.mode != PutMode::Overwrite {
+        return conditional_put(s, lean, key, &headers, data, payload, part).await;
+    }
     // A part (the final PUT of a streamed write) cannot be repeated by a layer above, so it
-    // is retried here; a conditional one only after failures that surely did nothing.
-    let attempts = Attempts {
-        max: if part || !s.opts.outer_retries {
-            s.opts.max_attempts
-        } else {
-            1
-        },
-        only_unperformed: opts.mode != PutMode::Overwrite,
+    // is retried here.
+    let attempts = if part || !s.opts.outer_retries {
+        s.opts.max_attempts
+    } else {
+        1
     };
     let out = lean
         .send(
@@ -470,18 +470,118 @@ async fn lean_put(
             &uri,
         )
         .await
-        .map_err(|(e, _)| {
-            let e = created_conflict(e, opts.mode == PutMode::Create);
-            if part {
-                s.opts.part_error(e)
-            } else {
-                e
-            }
-        })?;
+        .map_err(|(e, _)| if part { s.opts.part_error(e) } else { e })?;
     Ok(PutResult {
         etag: out.header("etag").map(str::to_owned),
         size,
     })
+}
+
+/// A create-only or If-Match PUT, with all its attempts here (so a layer above never
+/// repeats it). After a failure that surely did nothing (throttled, never connected) it is
+/// sent again. After one whose outcome is unknown (a reset, a timeout, a 5xx: it may have
+/// landed, and a repeat would then fail its own condition) the object is looked at first:
+/// an ETag equal to the MD5 of our bytes (what S3 answers for a single PUT) means our write
+/// is there, and the PUT succeeded; otherwise it is sent again, and a conflict after an
+/// unknown outcome is looked at the same way before it is reported. (Another writer storing
+/// the very same bytes in that window is taken for ours: the object is the same either way.)
+async fn conditional_put(
+    s: &Shared,
+    lean: &LeanBucket,
+    key: &str,
+    headers: &[(HeaderName, String)],
+    data: Bytes,
+    payload: Payload,
+    part: bool,
+) -> Result<PutResult> {
+    let size = data.len() as u64;
+    let uri = s.uri(key);
+    let create = headers.iter().any(|(k, _)| k == "if-none-match");
+    let ours = hex(&<md5::Md5 as md5::Digest>::digest(&data));
+    let backoff = s3dlio_store_core::RetryPolicy::default();
+    let mut unknown = false;
+    let mut attempt = 1;
+    loop {
+        let e = match lean
+            .send(
+                Operation::Put,
+                http::Method::PUT,
+                key,
+                headers,
+                data.clone(),
+                payload,
+                1,
+                &uri,
+            )
+            .await
+        {
+            Ok(out) => {
+                return Ok(PutResult {
+                    etag: out.header("etag").map(str::to_owned),
+                    size,
+                })
+            }
+            Err((e, _)) => created_conflict(e, create),
+        };
+        let conflict = matches!(
+            e.kind(),
+            ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed
+        );
+        if (conflict && unknown) || (e.is_retryable() && !e.surely_unperformed()) {
+            unknown = true;
+            if let Some(etag) = landed(s, key, &ours).await {
+                tracing::debug!(uri, error = %e, "a conditional PUT of unknown outcome had landed");
+                return Ok(PutResult {
+                    etag: Some(etag),
+                    size,
+                });
+            }
+        }
+        if conflict || !e.is_retryable() || attempt >= s.opts.max_attempts {
+            // Final: every attempt this write may make was made here.
+            let e = if part { s.opts.part_error(e) } else { e };
+            return Err(if s.opts.max_attempts > 1 {
+                e.set_retryable(false)
+            } else {
+                e
+            });
+        }
+        tracing::debug!(attempt, error = %e, "retrying conditional PUT {uri}");
+        tokio::time::sleep(backoff.backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The object's ETag if it is the MD5 (hex) `ours`: our write is stored.
+async fn landed(s: &Shared, key: &str, ours: &str) -> Option<String> {
+    let etag = head_object(s, key).await.ok()?.etag?;
+    etag.trim_matches('"')
+        .eq_ignore_ascii_case(ours)
+        .then_some(etag)
+}
+
+/// HeadObject, as our metadata.
+async fn head_object(s: &Shared, key: &str) -> Result<ObjectMeta> {
+    let out = s
+        .client
+        .head_object()
+        .bucket(&s.bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| sdk_error(e, Operation::Head, &s.uri(key)))?;
+    Ok(meta_from_parts(
+        key,
+        out.content_length().unwrap_or(0).max(0) as u64,
+        out.last_modified(),
+        out.e_tag(),
+        out.content_type(),
+        out.metadata(),
+    ))
 }
 
 /// The If-None-Match and If-Match headers of a write mode.
@@ -529,22 +629,7 @@ impl ObjectStore for S3Store {
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         let s = &self.shared;
         validate_key(key).map_err(|e| e.context(Operation::Head, s.uri(key)))?;
-        let out = s
-            .client
-            .head_object()
-            .bucket(&s.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_error(e, Operation::Head, &s.uri(key)))?;
-        Ok(meta_from_parts(
-            key,
-            out.content_length().unwrap_or(0).max(0) as u64,
-            out.last_modified(),
-            out.e_tag(),
-            out.content_type(),
-            out.metadata(),
-        ))
+        head_object(s, key).await
     }
 
     async fn list_page(
