@@ -11,7 +11,7 @@ use azure_core::http::{AsyncResponseBody, Method};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{StreamExt, TryStreamExt};
-use s3dlio_store_core::ranged::{self, PartSource, RangedBody};
+use s3dlio_store_core::ranged::{self, PartBody, PartSource, RangedBody};
 use s3dlio_store_core::{
     validate_key, Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, Operation,
     Result,
@@ -240,7 +240,7 @@ struct BlobParts {
 }
 
 impl PartSource for BlobParts {
-    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<ByteStream>> {
+    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<PartBody>> {
         let (shared, key, etag) = (
             Arc::clone(&self.shared),
             self.key.clone(),
@@ -248,7 +248,7 @@ impl PartSource for BlobParts {
         );
         async move {
             let body = fetch_part(&shared, &key, etag.as_deref(), range).await?;
-            Ok(body_stream(body, shared.uri(&key)))
+            Ok(PartBody::Stream(body_stream(body, shared.uri(&key))))
         }
         .boxed()
     }

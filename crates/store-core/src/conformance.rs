@@ -359,7 +359,14 @@ pub async fn list_order_and_paging(f: Fixture) {
     keys.sort();
 
     let listed = names(s, &f.prefix, ListOptions::recursive()).await;
-    assert_eq!(listed.len(), keys.len(), "number of listed keys");
+    let missing: Vec<&String> = keys.iter().filter(|k| !listed.contains(k)).collect();
+    let extra: Vec<&String> = listed.iter().filter(|k| !keys.contains(k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && listed.len() == keys.len(),
+        "listed {} keys of {}: missing {missing:?}, extra {extra:?}",
+        listed.len(),
+        keys.len()
+    );
     assert!(
         listed == keys,
         "recursive listing is not in lexicographic order:\n{listed:?}\nwant\n{keys:?}"

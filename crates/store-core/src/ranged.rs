@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -22,15 +22,87 @@ use crate::store::{ByteStream, DeferredBody};
 
 /// Fetches one part of an object, pinned to the version the read began with.
 pub trait PartSource: Send + Sync + 'static {
-    /// The bytes of `range`, which the stream must deliver exactly.
-    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<ByteStream>>;
+    /// The bytes of `range`, which the body must deliver exactly.
+    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<PartBody>>;
+}
+
+/// A body that reads straight into the caller's memory (a socket read into the object's
+/// buffer), sparing the copy out of a chunk of its own.
+#[async_trait]
+pub trait BodyReader: Send + 'static {
+    /// Read the next bytes into `dst`; `Ok(0)` once the body is complete.
+    async fn read(&mut self, dst: &mut [u8]) -> Result<usize>;
+
+    /// The `len` bytes of the body as a stream of chunks (by default read into buffers of
+    /// up to 1 MiB; a reader that holds some bytes already may hand them over as they are).
+    fn into_stream(self: Box<Self>, len: u64) -> ByteStream {
+        stream::try_unfold((self, len), |(mut r, left)| async move {
+            if left == 0 {
+                // Let the reader see its end (and free its connection).
+                let n = r.read(&mut [0u8; 1]).await?;
+                if n != 0 {
+                    return Err(Error::new(
+                        ErrorKind::Interrupted,
+                        "part body longer than asked",
+                    ));
+                }
+                return Ok(None);
+            }
+            let mut chunk = BytesMut::zeroed(left.min(READER_CHUNK) as usize);
+            let n = r.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::Interrupted,
+                    format!("part body ended {left} bytes early"),
+                )
+                .set_retryable(true));
+            }
+            chunk.truncate(n);
+            Ok(Some((chunk.freeze(), (r, left - n as u64))))
+        })
+        .boxed()
+    }
+}
+
+/// The body of one part: chunks as they come, or a reader that fills the caller's memory.
+pub enum PartBody {
+    Stream(ByteStream),
+    Reader(Box<dyn BodyReader>),
+}
+
+impl std::fmt::Debug for PartBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Stream(_) => "PartBody::Stream",
+            Self::Reader(_) => "PartBody::Reader",
+        })
+    }
+}
+
+impl From<ByteStream> for PartBody {
+    fn from(s: ByteStream) -> Self {
+        Self::Stream(s)
+    }
+}
+
+/// Largest chunk a reader's body is streamed in.
+const READER_CHUNK: u64 = 1 << 20;
+
+impl PartBody {
+    /// As a stream of chunks (a reader's `len` bytes; see [`BodyReader::into_stream`]).
+    pub fn into_stream(self, len: u64) -> ByteStream {
+        match self {
+            Self::Stream(s) => s,
+            Self::Reader(r) => r.into_stream(len),
+        }
+    }
 }
 
 /// The rest of a large read; see the module documentation.
 pub struct RangedBody {
     source: Arc<dyn PartSource>,
     uri: String,
-    first: ByteStream,
+    first: PartBody,
     first_end: u64,
     target: Range<u64>,
     part_size: u64,
@@ -59,7 +131,7 @@ impl RangedBody {
     pub fn new(
         source: Arc<dyn PartSource>,
         uri: String,
-        first: ByteStream,
+        first: impl Into<PartBody>,
         first_end: u64,
         target: Range<u64>,
         part_size: u64,
@@ -68,7 +140,7 @@ impl RangedBody {
         Self {
             source,
             uri,
-            first,
+            first: first.into(),
             first_end,
             target,
             part_size: part_size.max(1),
@@ -108,7 +180,7 @@ impl RangedBody {
 async fn fill(
     source: &dyn PartSource,
     range: Range<u64>,
-    body: ByteStream,
+    body: PartBody,
     dst: &mut [u8],
     uri: &str,
     attempts: u32,
@@ -125,7 +197,7 @@ async fn fill(
                 }
                 Err(e) => e,
             },
-            Some(b) => match b.try_next().await {
+            Some(PartBody::Stream(b)) => match b.try_next().await {
                 Ok(Some(chunk)) => {
                     let end = at + chunk.len();
                     if end > dst.len() {
@@ -140,6 +212,26 @@ async fn fill(
                 }
                 Ok(None) if at == dst.len() => return Ok(()),
                 Ok(None) => short(at as u64, dst.len() as u64, uri),
+                Err(e) => e,
+            },
+            Some(PartBody::Reader(r)) if at == dst.len() => {
+                // Past the part: the body must end here.
+                match r.read(&mut [0u8; 1]).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {
+                        return Err(short(at as u64 + 1, dst.len() as u64, uri).set_retryable(false))
+                    }
+                    // Every byte is in: a failure to see the end loses nothing.
+                    Err(_) => return Ok(()),
+                }
+            }
+            Some(PartBody::Reader(r)) => match r.read(&mut dst[at..]).await {
+                Ok(0) => short(at as u64, dst.len() as u64, uri),
+                Ok(n) => {
+                    failures = 0;
+                    at += n;
+                    continue;
+                }
                 Err(e) => e,
             },
         };
@@ -168,11 +260,9 @@ fn short(got: u64, want: u64, uri: &str) -> Error {
     .context(Operation::Get, uri)
 }
 
-#[async_trait]
-impl DeferredBody for RangedBody {
-    async fn bytes(self: Box<Self>) -> Result<Bytes> {
-        let len = usize::try_from(self.target.end - self.target.start)
-            .map_err(|_| Error::invalid_input("object does not fit in memory"))?;
+impl RangedBody {
+    /// Every part into its own slice of `dst` (the whole target), `concurrency` at a time.
+    async fn fill_all(self: Box<Self>, dst: &mut [u8]) -> Result<()> {
         let rest = self.rest();
         let Self {
             source,
@@ -181,14 +271,10 @@ impl DeferredBody for RangedBody {
             first_end,
             target,
             concurrency,
-            pool,
             attempts,
             ..
         } = *self;
-        // One buffer at the final size (pooled, so usually already faulted in); every part
-        // lands straight in its own slice of it.
-        let mut buf = pool.take(len);
-        let (head, mut tail) = buf[..len].split_at_mut((first_end - target.start) as usize);
+        let (head, mut tail) = dst.split_at_mut((first_end - target.start) as usize);
         let mut jobs = Vec::with_capacity(rest.len() + 1);
         jobs.push(
             fill(
@@ -216,12 +302,43 @@ impl DeferredBody for RangedBody {
         stream::iter(jobs)
             .buffer_unordered(concurrency)
             .try_collect::<()>()
-            .await?;
+            .await
+    }
+}
+
+#[async_trait]
+impl DeferredBody for RangedBody {
+    async fn bytes(self: Box<Self>) -> Result<Bytes> {
+        let len = usize::try_from(self.target.end - self.target.start)
+            .map_err(|_| Error::invalid_input("object does not fit in memory"))?;
+        // One buffer at the final size (pooled, so usually already faulted in); every part
+        // lands straight in its own slice of it.
+        let pool = Arc::clone(&self.pool);
+        let mut buf = pool.take(len);
+        self.fill_all(&mut buf[..len]).await?;
         Ok(pool.wrap(buf, len))
+    }
+
+    async fn read_into(self: Box<Self>, buf: &mut BytesMut, expected: u64) -> Result<()> {
+        let len = self.target.end - self.target.start;
+        if len != expected {
+            return Err(short(len, expected, &self.uri).set_retryable(false));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| Error::invalid_input(format!("{len} bytes do not fit in memory")))?;
+        // Parts land straight in the caller's buffer; cut back if any fails.
+        let start = buf.len();
+        buf.resize(start + len, 0);
+        let r = self.fill_all(&mut buf[start..]).await;
+        if r.is_err() {
+            buf.truncate(start);
+        }
+        r
     }
 
     fn stream(self: Box<Self>) -> ByteStream {
         let rest = self.rest();
+        let first_len = self.first_end - self.target.start;
         let Self {
             source,
             uri,
@@ -245,7 +362,7 @@ impl DeferredBody for RangedBody {
                 }
             })
             .buffered(concurrency);
-        first.chain(later).boxed()
+        first.into_stream(first_len).chain(later).boxed()
     }
 }
 
@@ -284,12 +401,12 @@ mod tests {
     }
 
     impl PartSource for Parts {
-        fn fetch(&self, r: Range<u64>) -> BoxFuture<'static, Result<ByteStream>> {
+        fn fetch(&self, r: Range<u64>) -> BoxFuture<'static, Result<PartBody>> {
             let mut part = self.data.slice(r.start as usize..r.end as usize);
             if self.bad == Some(r.start) {
                 part.truncate(part.len() - 1);
             }
-            async move { Ok(stream::iter([Ok(part)]).boxed()) }.boxed()
+            async move { Ok(PartBody::from(stream::iter([Ok(part)]).boxed())) }.boxed()
         }
     }
 
@@ -313,20 +430,54 @@ mod tests {
         }
     }
 
-    /// Serves parts of `data`, each body failing after `cut` bytes on its first fetch.
+    /// Serves parts of `data`, each body failing after `cut` bytes on its first fetch; as
+    /// streams of one chunk, or (`readers`) as readers handing out 2 bytes a read.
     struct Flaky {
         data: Bytes,
         cut: usize,
+        readers: bool,
         fetched: std::sync::Mutex<Vec<Range<u64>>>,
     }
 
+    /// Reads of at most `step` bytes from `data`, failing once `cut` bytes are out.
+    struct SliceReader {
+        data: Bytes,
+        step: usize,
+        cut: Option<usize>,
+    }
+
+    #[async_trait]
+    impl BodyReader for SliceReader {
+        async fn read(&mut self, dst: &mut [u8]) -> Result<usize> {
+            let mut n = dst.len().min(self.step).min(self.data.len());
+            if let Some(c) = &mut self.cut {
+                if *c == 0 {
+                    return Err(Error::new(ErrorKind::Interrupted, "reset"));
+                }
+                n = n.min(*c);
+                *c -= n;
+            }
+            dst[..n].copy_from_slice(&self.data.split_to(n));
+            Ok(n)
+        }
+    }
+
     impl PartSource for Flaky {
-        fn fetch(&self, r: Range<u64>) -> BoxFuture<'static, Result<ByteStream>> {
+        fn fetch(&self, r: Range<u64>) -> BoxFuture<'static, Result<PartBody>> {
             let part = self.data.slice(r.start as usize..r.end as usize);
             let mut fetched = self.fetched.lock().unwrap();
             let first = !fetched.iter().any(|f| f.end == r.end);
             fetched.push(r);
             let cut = self.cut.min(part.len());
+            if self.readers {
+                let cut = (first && cut < part.len()).then_some(cut);
+                let r = SliceReader {
+                    data: part,
+                    step: 2,
+                    cut,
+                };
+                return async move { Ok(PartBody::Reader(Box::new(r))) }.boxed();
+            }
             async move {
                 let s: ByteStream = if first && cut < part.len() {
                     let reset = Error::new(ErrorKind::Interrupted, "reset");
@@ -334,7 +485,7 @@ mod tests {
                 } else {
                     stream::iter([Ok(part)]).boxed()
                 };
-                Ok(s)
+                Ok(s.into())
             }
             .boxed()
         }
@@ -343,27 +494,76 @@ mod tests {
     #[tokio::test]
     async fn a_part_cut_midway_resumes_from_its_last_byte() {
         let data: Bytes = (0..100u8).collect::<Vec<_>>().into();
+        for readers in [false, true] {
+            for how in ["bytes", "read_into", "stream"] {
+                let source = Arc::new(Flaky {
+                    data: data.clone(),
+                    cut: 3,
+                    readers,
+                    fetched: Default::default(),
+                });
+                let first: PartBody = if readers {
+                    PartBody::Reader(Box::new(SliceReader {
+                        data: data.slice(0..4),
+                        step: 3,
+                        cut: None,
+                    }))
+                } else {
+                    PartBody::from(stream::iter([Ok(data.slice(0..4))]).boxed())
+                };
+                let body = Box::new(
+                    RangedBody::new(
+                        Arc::clone(&source) as Arc<dyn PartSource>,
+                        "mem:///k".into(),
+                        first,
+                        4,
+                        0..20,
+                        8,
+                        2,
+                    )
+                    .with_attempts(3),
+                );
+                let got = match how {
+                    "bytes" => body.bytes().await.unwrap(),
+                    "read_into" => {
+                        let mut buf = BytesMut::from(&b"xy"[..]);
+                        body.read_into(&mut buf, 20).await.unwrap();
+                        assert_eq!(&buf[..2], b"xy");
+                        buf.split_off(2).freeze()
+                    }
+                    _ => {
+                        let chunks: Vec<Bytes> = body.stream().try_collect().await.unwrap();
+                        chunks.concat().into()
+                    }
+                };
+                assert_eq!(got, data.slice(0..20), "readers {readers}, {how}");
+                let mut fetched = source.fetched.lock().unwrap().clone();
+                fetched.sort_by_key(|r| r.start);
+                // Each part asked again only for the bytes after the 3 it got.
+                assert_eq!(fetched, vec![4..12, 7..12, 12..20, 15..20], "{how}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_longer_than_its_part_is_refused_and_read_into_leaves_the_buffer() {
+        let data: Bytes = (0..100u8).collect::<Vec<_>>().into();
+        let long = PartBody::Reader(Box::new(SliceReader {
+            data: data.slice(0..5),
+            step: 8,
+            cut: None,
+        }));
         let source = Arc::new(Flaky {
             data: data.clone(),
-            cut: 3,
+            cut: 100,
+            readers: true,
             fetched: Default::default(),
         });
-        let first: ByteStream = stream::iter([Ok(data.slice(0..4))]).boxed();
-        let body = RangedBody::new(
-            Arc::clone(&source) as Arc<dyn PartSource>,
-            "mem:///k".into(),
-            first,
-            4,
-            0..20,
-            8,
-            2,
-        )
-        .with_attempts(3);
-        assert_eq!(Box::new(body).bytes().await.unwrap(), data.slice(0..20));
-        let mut fetched = source.fetched.lock().unwrap().clone();
-        fetched.sort_by_key(|r| r.start);
-        // Each part asked again only for the bytes after the 3 it got.
-        assert_eq!(fetched, vec![4..12, 7..12, 12..20, 15..20]);
+        let body = RangedBody::new(source, "mem:///k".into(), long, 4, 0..20, 8, 2);
+        let mut buf = BytesMut::from(&b"xy"[..]);
+        let e = Box::new(body).read_into(&mut buf, 20).await.unwrap_err();
+        assert!(e.to_string().contains("delivered 5 of 4 bytes"), "{e}");
+        assert_eq!(&buf[..], b"xy");
     }
 
     #[tokio::test]

@@ -34,12 +34,14 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
+use s3dlio_store_core::ranged::{BodyReader, PartBody};
 use s3dlio_store_core::{
     ByteStream, ConnectionFailure, Error, ErrorKind, ObjectMeta, Operation, Result, RetryPolicy,
 };
 use tokio::sync::{Mutex, RwLock};
 
 use crate::error::{connection_failure, describe, kind_of, Failure};
+use crate::wire::{Wire, WireBody, WireError};
 
 /// Credentials are refreshed this long before they expire.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -57,6 +59,8 @@ pub(crate) struct LeanConfig {
     pub ca_bundle_pem: Option<Vec<u8>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// GETs to plain-http endpoints on the wire path (see `wire`).
+    pub wire_gets: bool,
 }
 
 /// The connection pool and credentials shared by every bucket of one client.
@@ -160,8 +164,14 @@ impl LeanClient {
         if !base.ends_with('/') {
             base.push('/');
         }
+        let wire = if self.cfg.wire_gets {
+            Wire::for_base(&base, self.cfg.connect_timeout, self.cfg.read_timeout)
+        } else {
+            None
+        };
         Some(LeanBucket {
             client: Arc::clone(self),
+            wire,
             base,
             signing_name: name,
             signing_region: region,
@@ -204,6 +214,8 @@ impl LeanClient {
 #[derive(Debug)]
 pub(crate) struct LeanBucket {
     client: Arc<LeanClient>,
+    /// GETs read straight off the socket, for a plain-http endpoint.
+    wire: Option<Arc<Wire>>,
     /// URL of the bucket's root, ending in `/`: a key is appended percent-encoded.
     base: String,
     signing_name: String,
@@ -222,7 +234,13 @@ pub(crate) enum Payload {
 /// A successful request's answer.
 pub(crate) struct LeanResponse {
     pub headers: HeaderMap,
-    pub body: Incoming,
+    pub body: LeanBody,
+}
+
+/// The body of an answer, from hyper or from the wire path.
+pub(crate) enum LeanBody {
+    Hyper(Incoming),
+    Wire(WireBody),
 }
 
 impl LeanResponse {
@@ -230,10 +248,9 @@ impl LeanResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn content_length(&self) -> u64 {
-        self.header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+    /// `None` for a body of unannounced length (chunked).
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.parse().ok())
     }
 
     pub fn content_range(&self) -> Option<&str> {
@@ -263,43 +280,80 @@ impl LeanResponse {
         }
     }
 
-    /// The body as our stream of chunks; a chunk that does not come within `read_timeout`
-    /// fails the stream (retryable), so a stalled server cannot hang a reader.
-    pub fn into_stream(self, uri: String, read_timeout: Duration) -> ByteStream {
-        stream::try_unfold(self.body, move |mut body| {
-            let uri = uri.clone();
-            async move {
-                loop {
-                    let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
-                        Err(_) => {
-                            return Err(Error::new(
-                                ErrorKind::Timeout,
-                                format!("no body bytes for {read_timeout:?}"),
-                            )
-                            .set_retryable(true)
-                            .context(Operation::Get, uri))
-                        }
-                        Ok(None) => return Ok(None),
-                        Ok(Some(Err(e))) => {
-                            return Err(Error::new(
-                                ErrorKind::Interrupted,
-                                format!("reading the body: {e}"),
-                            )
-                            .set_retryable(true)
-                            .context(Operation::Get, uri))
-                        }
-                        Ok(Some(Ok(f))) => f,
-                    };
-                    if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() {
-                            return Ok(Some((data, body)));
-                        }
-                    }
-                }
+    /// The body: a wire body as a reader into the caller's memory, hyper's as our stream
+    /// of chunks. Either fails (retryable) when no bytes come within `read_timeout`, so a
+    /// stalled server cannot hang a reader.
+    pub fn into_body(self, uri: String, read_timeout: Duration) -> PartBody {
+        match self.body {
+            LeanBody::Hyper(body) => PartBody::Stream(hyper_stream(body, uri, read_timeout)),
+            LeanBody::Wire(body) => PartBody::Reader(Box::new(WireReader { body, uri })),
+        }
+    }
+}
+
+/// A wire body with its errors in context.
+struct WireReader {
+    body: WireBody,
+    uri: String,
+}
+
+#[async_trait::async_trait]
+impl BodyReader for WireReader {
+    async fn read(&mut self, dst: &mut [u8]) -> Result<usize> {
+        self.body
+            .read(dst)
+            .await
+            .map_err(|e| e.context(Operation::Get, self.uri.clone()))
+    }
+
+    /// The bytes that came with the head as they are (all of a small object's, usually),
+    /// then reads of up to 1 MiB.
+    fn into_stream(self: Box<Self>, _len: u64) -> ByteStream {
+        stream::try_unfold(*self, |mut r| async move {
+            match r.body.chunk().await {
+                Ok(Some(c)) => Ok(Some((c, r))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.context(Operation::Get, r.uri.clone())),
             }
         })
         .boxed()
     }
+}
+
+fn hyper_stream(body: Incoming, uri: String, read_timeout: Duration) -> ByteStream {
+    stream::try_unfold(body, move |mut body| {
+        let uri = uri.clone();
+        async move {
+            loop {
+                let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
+                    Err(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!("no body bytes for {read_timeout:?}"),
+                        )
+                        .set_retryable(true)
+                        .context(Operation::Get, uri))
+                    }
+                    Ok(None) => return Ok(None),
+                    Ok(Some(Err(e))) => {
+                        return Err(Error::new(
+                            ErrorKind::Interrupted,
+                            format!("reading the body: {e}"),
+                        )
+                        .set_retryable(true)
+                        .context(Operation::Get, uri))
+                    }
+                    Ok(Some(Ok(f))) => f,
+                };
+                if let Ok(data) = frame.into_data() {
+                    if !data.is_empty() {
+                        return Ok(Some((data, body)));
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 impl LeanBucket {
@@ -378,6 +432,17 @@ impl LeanBucket {
         payload: &Payload,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
         let url = format!("{}{}", self.base, encode_key(key));
+        if method == http::Method::GET && body.is_empty() {
+            if let Some(wire) = self.wire.as_ref().filter(|w| !w.is_off()) {
+                match self.send_wire(wire, &url, headers).await {
+                    Err(WireError::Unsupported(what)) => {
+                        tracing::debug!("{what}: sent again through hyper");
+                    }
+                    Err(WireError::Failed(e)) => return Err((e, None)),
+                    Ok(r) => return r,
+                }
+            }
+        }
         let signed_body = match payload {
             Payload::Signed => Some(body.clone()),
             Payload::Unsigned => None,
@@ -416,16 +481,55 @@ impl LeanBucket {
         if (200..300).contains(&status) {
             return Ok(LeanResponse {
                 headers: parts.headers,
-                body,
+                body: LeanBody::Hyper(body),
             });
         }
-        Err((
-            service_error(status, &parts.headers, body, cfg.read_timeout).await,
-            Some(status),
-        ))
+        let limited = http_body_util::Limited::new(body, ERROR_BODY_LIMIT);
+        let text = match tokio::time::timeout(cfg.read_timeout, limited.collect()).await {
+            Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+            _ => String::new(),
+        };
+        Err((service_error(status, &parts.headers, &text), Some(status)))
     }
 
-    async fn sign(&self, req: &mut http::Request<Full<Bytes>>, body: Option<&[u8]>) -> Result<()> {
+    /// A GET on the wire path; the outer result is the transport's, the inner the answer's.
+    async fn send_wire(
+        &self,
+        wire: &Arc<Wire>,
+        url: &str,
+        headers: &[(HeaderName, String)],
+    ) -> std::result::Result<std::result::Result<LeanResponse, (Error, Option<u16>)>, WireError>
+    {
+        let mut req = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(url)
+            .body(())
+            .map_err(|e| {
+                WireError::Failed(Error::invalid_input(format!("bad request URL: {e}")))
+            })?;
+        let h = req.headers_mut();
+        for (name, value) in headers {
+            h.insert(
+                name.clone(),
+                header_value(value).map_err(WireError::Failed)?,
+            );
+        }
+        self.sign(&mut req, None).await.map_err(WireError::Failed)?;
+        let resp = wire.get(&req).await?;
+        if (200..300).contains(&resp.status) {
+            return Ok(Ok(LeanResponse {
+                headers: resp.headers,
+                body: LeanBody::Wire(resp.body),
+            }));
+        }
+        let text = resp.body.text(ERROR_BODY_LIMIT).await;
+        Ok(Err((
+            service_error(resp.status, &resp.headers, &text),
+            Some(resp.status),
+        )))
+    }
+
+    async fn sign<B>(&self, req: &mut http::Request<B>, body: Option<&[u8]>) -> Result<()> {
         let creds = self.client.credentials().await?;
         let identity = creds.into();
         let mut settings = SigningSettings::default();
@@ -538,19 +642,10 @@ fn send_error(e: &hyper_util::client::legacy::Error) -> Error {
     out
 }
 
-/// An error answer as our error: kind from the status and S3 code, the request id kept.
-async fn service_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: Incoming,
-    read_timeout: Duration,
-) -> Error {
-    let limited = http_body_util::Limited::new(body, ERROR_BODY_LIMIT);
-    let text = match tokio::time::timeout(read_timeout, limited.collect()).await {
-        Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-        _ => String::new(),
-    };
-    let request_id = xml_field(&text, "RequestId").or_else(|| {
+/// An error answer (its document in `text`) as our error: kind from the status and S3
+/// code, the request id kept.
+fn service_error(status: u16, headers: &HeaderMap, text: &str) -> Error {
+    let request_id = xml_field(text, "RequestId").or_else(|| {
         headers
             .get("x-amz-request-id")
             .and_then(|v| v.to_str().ok())
@@ -558,8 +653,8 @@ async fn service_error(
     });
     let failure = Failure {
         status: Some(status),
-        code: xml_field(&text, "Code"),
-        message: xml_field(&text, "Message"),
+        code: xml_field(text, "Code"),
+        message: xml_field(text, "Message"),
         request_id,
     };
     let kind = kind_of(failure.status, failure.code.as_deref());

@@ -32,6 +32,7 @@ mod lean;
 mod pending;
 mod read;
 mod store;
+mod wire;
 mod writer;
 
 #[cfg(feature = "object-store-backend")]

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use aws_smithy_types::byte_stream::ByteStream as SdkStream;
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
-use futures::stream::{self, StreamExt};
-use s3dlio_store_core::ranged::{self, PartSource, RangedBody};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use s3dlio_store_core::ranged::{self, PartBody, PartSource, RangedBody};
 use s3dlio_store_core::{
     validate_key, Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, ObjectMeta,
     Operation, Result,
@@ -77,6 +77,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
         }
     };
 
+    let resp = with_known_length(resp).await?;
     let served = served_range(&resp)?;
     let total = served.total;
     let target = match opts.range {
@@ -99,7 +100,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
         return Ok(GetResult {
             meta,
             range: target,
-            body: Body::Stream(body),
+            body: Body::Stream(body.into_stream(len)),
             uri,
         });
     }
@@ -131,11 +132,12 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
 
 /// A GET's answer, from either path.
 struct Answer {
-    content_length: u64,
+    /// `None`: not announced (a chunked body).
+    content_length: Option<u64>,
     content_range: Option<String>,
     /// Everything but the size, which the caller learns from the range headers.
     meta: ObjectMeta,
-    body: ByteStream,
+    body: PartBody,
 }
 
 /// Send one GET (the lean path when the store has one, else the SDK); on failure also
@@ -163,7 +165,7 @@ async fn send_get(
                 content_length: r.content_length(),
                 content_range: r.content_range().map(str::to_owned),
                 meta: r.meta(key, 0),
-                body: r.into_stream(uri, lean.read_timeout()),
+                body: r.into_body(uri, lean.read_timeout()),
             }),
             Err((e, status)) => Err((if part { shared.opts.part_error(e) } else { e }, status)),
         };
@@ -197,7 +199,7 @@ async fn send_get(
         )
     })?;
     Ok(Answer {
-        content_length: out.content_length().unwrap_or(0).max(0) as u64,
+        content_length: out.content_length().map(|n| n.max(0) as u64),
         content_range: out.content_range().map(str::to_owned),
         meta: meta_from_parts(
             key,
@@ -207,7 +209,7 @@ async fn send_get(
             out.content_type(),
             out.metadata(),
         ),
-        body: sdk_stream(out.body, uri),
+        body: PartBody::Stream(sdk_stream(out.body, uri)),
     })
 }
 
@@ -265,9 +267,24 @@ struct Served {
     total: u64,
 }
 
+/// A whole object sent without its length (chunked, as some proxies do): read, so its
+/// size is known.
+async fn with_known_length(resp: Answer) -> Result<Answer> {
+    if resp.content_length.is_some() || resp.content_range.is_some() {
+        return Ok(resp);
+    }
+    let chunks: Vec<Bytes> = resp.body.into_stream(u64::MAX).try_collect().await?;
+    let whole = Bytes::from(chunks.concat());
+    Ok(Answer {
+        content_length: Some(whole.len() as u64),
+        body: PartBody::Stream(stream::once(async move { Ok(whole) }).boxed()),
+        ..resp
+    })
+}
+
 /// The bytes a response holds, from `Content-Range` (a 206) or the length (a 200).
 fn served_range(resp: &Answer) -> Result<Served> {
-    let len = resp.content_length;
+    let len = resp.content_length.unwrap_or(0);
     match resp.content_range.as_deref() {
         Some(cr) => parse_content_range(cr)
             .ok_or_else(|| Error::other(format!("unparseable Content-Range '{cr}'"))),
@@ -309,7 +326,7 @@ struct ObjectParts {
 }
 
 impl PartSource for ObjectParts {
-    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<ByteStream>> {
+    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<PartBody>> {
         let (shared, key, etag) = (
             Arc::clone(&self.shared),
             self.key.clone(),
@@ -325,7 +342,7 @@ async fn fetch_part(
     key: &str,
     etag: Option<&str>,
     range: Range<u64>,
-) -> Result<ByteStream> {
+) -> Result<PartBody> {
     let header = format!("bytes={}-{}", range.start, range.end - 1);
     let resp = send_get(shared, key, Some(header), etag, true)
         .await
