@@ -26,7 +26,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::{DateTime, Document};
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -408,8 +408,9 @@ impl LeanBucket {
         let backoff = RetryPolicy::default();
         let mut attempt = 1;
         loop {
+            let url = format!("{}{}", self.base, encode_key(key));
             match self
-                .send_once(method.clone(), key, headers, body.clone(), &payload)
+                .send_once(method.clone(), url, true, headers, body.clone(), &payload)
                 .await
             {
                 Ok(r) => return Ok(r),
@@ -423,16 +424,17 @@ impl LeanBucket {
         }
     }
 
+    /// One request to `url`; a GET of an object (`wire_ok`) on the wire path if there is one.
     async fn send_once(
         &self,
         method: http::Method,
-        key: &str,
+        url: String,
+        wire_ok: bool,
         headers: &[(HeaderName, String)],
         body: Bytes,
         payload: &Payload,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
-        let url = format!("{}{}", self.base, encode_key(key));
-        if method == http::Method::GET && body.is_empty() {
+        if wire_ok && method == http::Method::GET && body.is_empty() {
             if let Some(wire) = self.wire.as_ref().filter(|w| !w.is_off()) {
                 match self.send_wire(wire, &url, headers).await {
                     Err(WireError::Unsupported(what)) => {
@@ -490,6 +492,71 @@ impl LeanBucket {
             _ => String::new(),
         };
         Err((service_error(status, &parts.headers, &text), Some(status)))
+    }
+
+    /// One page of a ListObjectsV2 listing, making up to `attempts` attempts for transient
+    /// failures (of the request or of reading its answer). Sent through hyper: a listing is
+    /// small, and an endpoint answering it chunked must not turn the wire path off.
+    pub async fn list_page(
+        &self,
+        query: &crate::list::ListQuery<'_>,
+        attempts: u32,
+        uri: &str,
+    ) -> Result<crate::list::Page> {
+        let url = format!("{}?{}", self.bucket_root(), query.to_query());
+        let backoff = RetryPolicy::default();
+        let mut attempt = 1;
+        loop {
+            let answer = match self
+                .send_once(
+                    http::Method::GET,
+                    url.clone(),
+                    false,
+                    &[],
+                    Bytes::new(),
+                    &Payload::Unsigned,
+                )
+                .await
+            {
+                Ok(r) => self.read_all(r).await,
+                Err((e, _)) => Err(e),
+            };
+            match answer.and_then(|xml| crate::list::parse(&xml)) {
+                Ok(page) => return Ok(page),
+                Err(e) if e.is_retryable() && attempt < attempts => {
+                    tracing::debug!(attempt, error = %e, "retrying the listing of {uri}");
+                    tokio::time::sleep(backoff.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.context(Operation::List, uri)),
+            }
+        }
+    }
+
+    /// The bucket's URL without the key separator: `http://host/bucket` (path style) or
+    /// `https://bucket.host/` (virtual host), as the SDK addresses bucket operations.
+    fn bucket_root(&self) -> &str {
+        let after_scheme = self.base.find("://").map_or(0, |i| i + 3);
+        let path_at = self.base[after_scheme..]
+            .find('/')
+            .map_or(self.base.len(), |i| after_scheme + i);
+        if self.base.len() - path_at > 1 {
+            self.base.trim_end_matches('/')
+        } else {
+            &self.base
+        }
+    }
+
+    /// A whole answer's body as text, within `read_timeout` per chunk.
+    async fn read_all(&self, r: LeanResponse) -> Result<String> {
+        let timeout = self.client.cfg.read_timeout;
+        let chunks: Vec<Bytes> = r
+            .into_body(String::new(), timeout)
+            .into_stream(u64::MAX)
+            .try_collect()
+            .await?;
+        String::from_utf8(chunks.concat())
+            .map_err(|_| Error::other("the listing is not UTF-8 text"))
     }
 
     /// A GET on the wire path; the outer result is the transport's, the inner the answer's.

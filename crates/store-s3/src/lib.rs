@@ -29,6 +29,7 @@
 mod config;
 mod error;
 mod lean;
+mod list;
 mod pending;
 mod read;
 mod store;

@@ -640,6 +640,22 @@ impl ObjectStore for S3Store {
     ) -> Result<ListPage> {
         let s = &self.shared;
         let page_size = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 1000);
+        if let Some(lean) = &s.lean {
+            let query = crate::list::ListQuery {
+                prefix,
+                delimiter: (!opts.recursive).then_some("/"),
+                start_after: opts.start_after.as_deref(),
+                token: token.as_deref(),
+                max_keys: page_size,
+            };
+            // Attempts as the SDK would make them (see `S3Options::outer_retries`).
+            let attempts = if s.opts.outer_retries {
+                1
+            } else {
+                s.opts.max_attempts
+            };
+            return lean.list_page(&query, attempts, &s.uri(prefix)).await;
+        }
         let out = s
             .client
             .list_objects_v2()
