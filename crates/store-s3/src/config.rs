@@ -430,6 +430,17 @@ impl S3Options {
         })
     }
 
+    /// Attempts a lean request makes, as the SDK would: all of `max_attempts` unless a layer
+    /// above retries whole operations (`outer_retries`); a sub-request (`part`) that layer
+    /// cannot repeat always gets them.
+    pub(crate) fn lean_attempts(&self, part: bool) -> u32 {
+        if part || !self.outer_retries {
+            self.max_attempts
+        } else {
+            1
+        }
+    }
+
     /// A sub-request's error: final when the SDK already retried it for a layer above.
     pub(crate) fn part_error(&self, e: Error) -> Error {
         if self.outer_retries && self.max_attempts > 1 {

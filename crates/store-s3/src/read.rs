@@ -19,7 +19,7 @@ use s3dlio_store_core::{
 };
 
 use crate::error::{sdk_error, status_of};
-use crate::store::{meta_from_parts, Shared};
+use crate::store::{head_object, meta_from_parts, Shared};
 
 pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Result<GetResult> {
     let uri = shared.uri(key);
@@ -58,7 +58,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, key: &str, opts: GetOptions) -> Re
                             .map_err(ctx)
                     }
                     Some(_) => {
-                        let size = shared_head_size(shared, key).await.map_err(ctx)?;
+                        let size = head_object(shared, key).await.map_err(ctx)?.size;
                         let start = match opts.range {
                             Some(ByteRange::Bounded { start, .. } | ByteRange::From(start)) => {
                                 start
@@ -151,12 +151,7 @@ async fn send_get(
 ) -> std::result::Result<Answer, (Error, Option<u16>)> {
     let uri = shared.uri(key);
     if let Some(lean) = &shared.lean {
-        // Attempts as the SDK would make them (see `S3Options::outer_retries`).
-        let attempts = if part || !shared.opts.outer_retries {
-            shared.opts.max_attempts
-        } else {
-            1
-        };
+        let attempts = shared.opts.lean_attempts(part);
         return match lean
             .get(key, range.as_deref(), if_match, attempts, &uri)
             .await
@@ -211,18 +206,6 @@ async fn send_get(
         ),
         body: PartBody::Stream(sdk_stream(out.body, uri)),
     })
-}
-
-async fn shared_head_size(shared: &Shared, key: &str) -> Result<u64> {
-    let out = shared
-        .client
-        .head_object()
-        .bucket(&shared.bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| sdk_error(e, Operation::Head, &shared.uri(key)))?;
-    Ok(out.content_length().unwrap_or(0).max(0) as u64)
 }
 
 async fn empty_if_empty(

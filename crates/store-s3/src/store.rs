@@ -453,11 +453,7 @@ async fn lean_put(
     }
     // A part (the final PUT of a streamed write) cannot be repeated by a layer above, so it
     // is retried here.
-    let attempts = if part || !s.opts.outer_retries {
-        s.opts.max_attempts
-    } else {
-        1
-    };
+    let attempts = s.opts.lean_attempts(part);
     let out = lean
         .send(
             Operation::Put,
@@ -565,7 +561,7 @@ async fn landed(s: &Shared, key: &str, ours: &str) -> Option<String> {
 }
 
 /// HeadObject, as our metadata.
-async fn head_object(s: &Shared, key: &str) -> Result<ObjectMeta> {
+pub(crate) async fn head_object(s: &Shared, key: &str) -> Result<ObjectMeta> {
     let out = s
         .client
         .head_object()
@@ -648,12 +644,7 @@ impl ObjectStore for S3Store {
                 token: token.as_deref(),
                 max_keys: page_size,
             };
-            // Attempts as the SDK would make them (see `S3Options::outer_retries`).
-            let attempts = if s.opts.outer_retries {
-                1
-            } else {
-                s.opts.max_attempts
-            };
+            let attempts = s.opts.lean_attempts(false);
             return lean.list_page(&query, attempts, &s.uri(prefix)).await;
         }
         let out = s

@@ -55,7 +55,7 @@ pub(crate) struct Wire {
 /// Why a request on the wire path failed.
 #[derive(Debug)]
 pub(crate) enum WireError {
-    /// Send it through hyper instead (the request was not performed by us, or is a GET).
+    /// Send it through hyper instead (safe: only GETs come here).
     Unsupported(String),
     /// A failure to report, with how far the request got.
     Failed(Error),
@@ -179,34 +179,30 @@ impl Wire {
         head.extend_from_slice(b"\r\n");
 
         let mut conn = self.connection().await.map_err(WireError::Failed)?;
-        let no_answer = |what: String| {
+        // Sent (or maybe sent) and not answered: the server may have performed it.
+        let no_answer = |kind: ErrorKind, what: String| {
             WireError::Failed(
-                Error::new(ErrorKind::Interrupted, what)
+                Error::new(kind, what)
                     .set_retryable(true)
                     .with_connection_failure(ConnectionFailure::NoAnswer),
             )
         };
+        let cut = |what: String| no_answer(ErrorKind::Interrupted, what);
         if let Err(e) = conn.write_all(&head).await {
-            return Err(no_answer(format!("could not send the request: {e}")));
+            return Err(cut(format!("could not send the request: {e}")));
         }
         let mut buf = BytesMut::with_capacity(16 << 10);
         let (status, headers, head_len) = loop {
             match tokio::time::timeout(self.read_timeout, conn.read_buf(&mut buf)).await {
                 Err(_) => {
-                    return Err(WireError::Failed(
-                        Error::new(
-                            ErrorKind::Timeout,
-                            format!("no answer within {:?}", self.read_timeout),
-                        )
-                        .set_retryable(true)
-                        .with_connection_failure(ConnectionFailure::NoAnswer),
+                    return Err(no_answer(
+                        ErrorKind::Timeout,
+                        format!("no answer within {:?}", self.read_timeout),
                     ))
                 }
-                Ok(Err(e)) => return Err(no_answer(format!("connection failed: {e}"))),
+                Ok(Err(e)) => return Err(cut(format!("connection failed: {e}"))),
                 Ok(Ok(0)) => {
-                    return Err(no_answer(
-                        "connection closed before a complete answer".to_owned(),
-                    ))
+                    return Err(cut("connection closed before a complete answer".to_owned()))
                 }
                 Ok(Ok(_)) => {}
             }
@@ -236,13 +232,7 @@ impl Wire {
                         "answer head longer than {MAX_HEAD} bytes"
                     ))))
                 }
-                Err(e) => {
-                    return Err(WireError::Failed(
-                        Error::new(ErrorKind::Interrupted, format!("malformed answer: {e}"))
-                            .set_retryable(true)
-                            .with_connection_failure(ConnectionFailure::NoAnswer),
-                    ))
-                }
+                Err(e) => return Err(cut(format!("malformed answer: {e}"))),
             }
         };
         if (100..200).contains(&status) || headers.contains_key(http::header::TRANSFER_ENCODING) {
