@@ -115,11 +115,13 @@ pub struct S3Options {
     /// trailer; used only for plain SigV4 endpoints. Default on; else
     /// `S3DLIO_LEAN_REQUESTS` (`0` turns it off).
     pub lean_requests: bool,
-    /// On the lean path, send GETs to a plain-http endpoint without hyper: bodies are read
-    /// off the socket in large reads, straight into the object's buffer, waking once per
-    /// read rather than once per network segment (less client CPU per GiB). Endpoints
-    /// behind TLS are unaffected. Default on; else `S3DLIO_WIRE_GETS` (`0` turns it off).
-    pub wire_gets: bool,
+    /// On the lean path, send GETs and PUTs of up to 1 MiB to a plain-http endpoint
+    /// without hyper: bodies are read off the socket in large reads, straight into the
+    /// object's buffer, waking once per read rather than once per network segment (less
+    /// client CPU per GiB), and a request is written and answered in the caller's task
+    /// (less CPU per small request). Endpoints behind TLS are unaffected. Default on; else
+    /// `S3DLIO_WIRE_REQUESTS` (`0` turns it off).
+    pub wire_requests: bool,
 }
 
 impl Default for S3Options {
@@ -146,7 +148,7 @@ impl Default for S3Options {
             upload_integrity: UploadIntegrity::Crc32c,
             buffer_pool_bytes: 256 * MIB,
             lean_requests: true,
-            wire_gets: true,
+            wire_requests: true,
         }
     }
 }
@@ -164,6 +166,20 @@ pub enum UploadIntegrity {
     SignedPayload,
     /// Neither: only TCP's own checksums guard the bytes. For trusted links and benchmarks.
     None,
+}
+
+impl UploadIntegrity {
+    /// `crc32c`, `signed` or `none` (any case).
+    pub fn parse(v: &str) -> Result<Self> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "crc32c" => Ok(Self::Crc32c),
+            "signed" | "signed-payload" => Ok(Self::SignedPayload),
+            "none" => Ok(Self::None),
+            _ => Err(Error::invalid_input(format!(
+                "'{v}' is not an upload integrity (crc32c, signed or none)"
+            ))),
+        }
+    }
 }
 
 /// `http://a:9000, http://b:9000,` as a list of endpoints (empty items dropped).
@@ -226,7 +242,9 @@ impl S3Options {
     /// These options with tuning from `S3DLIO_*` environment variables applied (the
     /// original s3dlio's names where it had them): `S3DLIO_GET_PART_SIZE`,
     /// `S3DLIO_RANGE_CONCURRENCY`, `S3DLIO_MULTIPART_THRESHOLD`, `S3DLIO_PART_SIZE`,
-    /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`, `S3DLIO_BUFFER_POOL_BYTES`. Sizes take units (`8MiB`). A value
+    /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`, `S3DLIO_BUFFER_POOL_BYTES`,
+    /// `S3DLIO_LEAN_REQUESTS`, `S3DLIO_WIRE_REQUESTS`, `S3DLIO_UPLOAD_INTEGRITY`, and the
+    /// endpoint list and balancing. Sizes take units (`8MiB`). A value
     /// that does not parse is an error naming the variable.
     pub fn with_env_overrides(mut self) -> Result<Self> {
         fn get<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
@@ -267,8 +285,11 @@ impl S3Options {
         if let Some(v) = get("S3DLIO_LEAN_REQUESTS", parse_bool)? {
             self.lean_requests = v;
         }
-        if let Some(v) = get("S3DLIO_WIRE_GETS", parse_bool)? {
-            self.wire_gets = v;
+        if let Some(v) = get("S3DLIO_WIRE_REQUESTS", parse_bool)? {
+            self.wire_requests = v;
+        }
+        if let Some(v) = get("S3DLIO_UPLOAD_INTEGRITY", UploadIntegrity::parse)? {
+            self.upload_integrity = v;
         }
         if self.endpoints.is_empty() && self.endpoint_url.is_none() {
             if let Some(v) = env("S3DLIO_ENDPOINTS") {
@@ -411,7 +432,7 @@ impl S3Options {
                 },
                 connect_timeout: self.connect_timeout,
                 read_timeout: self.read_timeout,
-                wire_gets: self.wire_gets,
+                wire_requests: self.wire_requests,
             })?),
             _ => None,
         };

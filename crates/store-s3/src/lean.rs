@@ -47,6 +47,9 @@ use crate::wire::{Wire, WireBody, WireError};
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// The most of an error response's body we read to learn its code.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// PUT bodies up to this size go on the wire path (see `wire`), where a whole request fits
+/// in the socket's buffers at once; larger ones (multipart parts, mostly) through hyper.
+const WIRE_PUT_MAX: usize = 1 << 20;
 
 /// What the lean path needs from the client's configuration, taken when it is built.
 pub(crate) struct LeanConfig {
@@ -59,8 +62,8 @@ pub(crate) struct LeanConfig {
     pub ca_bundle_pem: Option<Vec<u8>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
-    /// GETs to plain-http endpoints on the wire path (see `wire`).
-    pub wire_gets: bool,
+    /// GETs and small PUTs to plain-http endpoints on the wire path (see `wire`).
+    pub wire_requests: bool,
 }
 
 /// The connection pool and credentials shared by every bucket of one client.
@@ -164,7 +167,7 @@ impl LeanClient {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let wire = if self.cfg.wire_gets {
+        let wire = if self.cfg.wire_requests {
             Wire::for_base(&base, self.cfg.connect_timeout, self.cfg.read_timeout)
         } else {
             None
@@ -424,7 +427,8 @@ impl LeanBucket {
         }
     }
 
-    /// One request to `url`; a GET of an object (`wire_ok`) on the wire path if there is one.
+    /// One request to `url`; a GET or a small PUT of an object (`wire_ok`) on the wire
+    /// path if there is one.
     async fn send_once(
         &self,
         method: http::Method,
@@ -434,9 +438,17 @@ impl LeanBucket {
         body: Bytes,
         payload: &Payload,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
-        if wire_ok && method == http::Method::GET && body.is_empty() {
+        let wire_fits = match method {
+            http::Method::GET => body.is_empty(),
+            http::Method::PUT => body.len() <= WIRE_PUT_MAX,
+            _ => false,
+        };
+        if wire_ok && wire_fits {
             if let Some(wire) = self.wire.as_ref().filter(|w| !w.is_off()) {
-                match self.send_wire(wire, &url, headers).await {
+                match self
+                    .send_wire(wire, method.clone(), &url, headers, &body, payload)
+                    .await
+                {
                     Err(WireError::Unsupported(what)) => {
                         tracing::debug!("{what}: sent again through hyper");
                     }
@@ -559,16 +571,20 @@ impl LeanBucket {
             .map_err(|_| Error::other("the listing is not UTF-8 text"))
     }
 
-    /// A GET on the wire path; the outer result is the transport's, the inner the answer's.
+    /// A request on the wire path; the outer result is the transport's, the inner the
+    /// answer's.
     async fn send_wire(
         &self,
         wire: &Arc<Wire>,
+        method: http::Method,
         url: &str,
         headers: &[(HeaderName, String)],
+        body: &[u8],
+        payload: &Payload,
     ) -> std::result::Result<std::result::Result<LeanResponse, (Error, Option<u16>)>, WireError>
     {
         let mut req = http::Request::builder()
-            .method(http::Method::GET)
+            .method(method)
             .uri(url)
             .body(())
             .map_err(|e| {
@@ -581,8 +597,11 @@ impl LeanBucket {
                 header_value(value).map_err(WireError::Failed)?,
             );
         }
-        self.sign(&mut req, None).await.map_err(WireError::Failed)?;
-        let resp = wire.get(&req).await?;
+        let signed = matches!(payload, Payload::Signed).then_some(body);
+        self.sign(&mut req, signed)
+            .await
+            .map_err(WireError::Failed)?;
+        let resp = wire.send(&req, body).await?;
         if (200..300).contains(&resp.status) {
             return Ok(Ok(LeanResponse {
                 headers: resp.headers,

@@ -1,16 +1,21 @@
-//! GETs on plain-http endpoints, read off the socket without hyper in between. A large
+//! GETs and small PUTs on plain-http endpoints, without hyper in between. A large
 //! GET's client CPU goes mostly to wakeups (one per 64 KiB segment that lands on a busy
 //! socket), to hyper copying its read buffer into chunks and to our copy of those chunks
 //! into the object's buffer. Here a response's body is read in large reads, straight into
 //! the caller's buffer when it has one (`WireBody::read`), and the socket's receive
 //! low-water mark (`SO_RCVLOWAT`) is raised to the size of the read, so the task wakes
 //! once per read instead of once per segment (lowered to what is left near the end, so
-//! it never waits for bytes that are not coming).
+//! it never waits for bytes that are not coming). A small request costs the client less
+//! here too: it is written and answered in the caller's task, where hyper's client hands
+//! each request to a connection task and its answer back (two more wakeups, often on the
+//! other worker thread).
 //!
-//! Only what S3 GETs need: HTTP/1.1 keep-alive, a response with `Content-Length`. An
-//! answer in another form (chunked, no length, an upgrade) is reported as
-//! [`WireError::Unsupported`] and the caller sends the request through hyper instead, for
-//! good. TLS endpoints never come here.
+//! Only what S3 needs: HTTP/1.1 keep-alive, a response with `Content-Length` (interim
+//! `1xx` answers are skipped). A GET answered in another form (chunked, no length,
+//! HTTP/1.0) is reported as [`WireError::Unsupported`] and the caller sends it through
+//! hyper instead; a PUT, which may have been performed by then, keeps the answer's status
+//! and headers (its body is not read and the connection is closed). Either way the
+//! endpoint's requests go through hyper from then on. TLS endpoints never come here.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +42,8 @@ const MAX_HEAD: usize = 64 << 10;
 const IDLE_LIMIT: Duration = Duration::from_secs(50);
 /// Idle connections kept per endpoint.
 const MAX_IDLE: usize = 256;
+/// Request bodies up to this size are written together with the head.
+const INLINE_BODY: usize = 64 << 10;
 
 /// The connections to one plain-http endpoint.
 #[derive(Debug)]
@@ -55,7 +62,7 @@ pub(crate) struct Wire {
 /// Why a request on the wire path failed.
 #[derive(Debug)]
 pub(crate) enum WireError {
-    /// Send it through hyper instead (safe: only GETs come here).
+    /// Send it through hyper instead (only for requests without a body: GETs).
     Unsupported(String),
     /// A failure to report, with how far the request got.
     Failed(Error),
@@ -155,14 +162,26 @@ impl Wire {
         }
     }
 
-    /// Send a signed GET (no body) and read the answer's head.
-    pub async fn get(self: &Arc<Self>, req: &http::Request<()>) -> Result<WireResponse, WireError> {
-        let mut head = Vec::with_capacity(1024);
+    /// Send a signed request with `body` (empty for a GET; its `Content-Length` is among
+    /// the request's headers) and read the answer's head.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: &http::Request<()>,
+        body: &[u8],
+    ) -> Result<WireResponse, WireError> {
+        let mut head = Vec::with_capacity(
+            1024 + if body.len() <= INLINE_BODY {
+                body.len()
+            } else {
+                0
+            },
+        );
         let target = req
             .uri()
             .path_and_query()
             .map_or("/", http::uri::PathAndQuery::as_str);
-        head.extend_from_slice(b"GET ");
+        head.extend_from_slice(req.method().as_str().as_bytes());
+        head.push(b' ');
         head.extend_from_slice(target.as_bytes());
         head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
         head.extend_from_slice(self.authority.as_bytes());
@@ -177,23 +196,130 @@ impl Wire {
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(b"\r\n");
+        // A small body goes out with the head, in one write (and one segment).
+        let rest = if body.len() <= INLINE_BODY {
+            head.extend_from_slice(body);
+            &[][..]
+        } else {
+            body
+        };
 
         let mut conn = self.connection().await.map_err(WireError::Failed)?;
-        // Sent (or maybe sent) and not answered: the server may have performed it.
-        let no_answer = |kind: ErrorKind, what: String| {
-            WireError::Failed(
-                Error::new(kind, what)
-                    .set_retryable(true)
-                    .with_connection_failure(ConnectionFailure::NoAnswer),
-            )
-        };
-        let cut = |what: String| no_answer(ErrorKind::Interrupted, what);
-        if let Err(e) = conn.write_all(&head).await {
-            return Err(cut(format!("could not send the request: {e}")));
+        for bytes in [&head[..], rest] {
+            match tokio::time::timeout(self.read_timeout, conn.write_all(bytes)).await {
+                Err(_) => {
+                    return Err(no_answer(
+                        ErrorKind::Timeout,
+                        format!("could not send the request within {:?}", self.read_timeout),
+                    ))
+                }
+                Ok(Err(e)) => return Err(cut(format!("could not send the request: {e}"))),
+                Ok(Ok(())) => {}
+            }
         }
         let mut buf = BytesMut::with_capacity(16 << 10);
-        let (status, headers, head_len) = loop {
-            match tokio::time::timeout(self.read_timeout, conn.read_buf(&mut buf)).await {
+        let (status, headers, version) = loop {
+            let (status, headers, version, head_len) = self.read_head(&mut conn, &mut buf).await?;
+            buf.advance(head_len);
+            // Interim answers (100 Continue, 103 Early Hints) precede the real one.
+            if (100..200).contains(&status) && status != 101 {
+                continue;
+            }
+            break (status, headers, version);
+        };
+        let length = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let length = match length {
+            _ if status == 204 || status == 304 || req.method() == http::Method::HEAD => Some(0),
+            Some(_) if headers.contains_key(http::header::TRANSFER_ENCODING) => None,
+            n => n,
+        };
+        let why = if version != 1 {
+            Some("an HTTP/1.0 answer")
+        } else if status == 101 {
+            Some("a protocol switch")
+        } else if length.is_none() {
+            Some("an answer without Content-Length (chunked or read to the end)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let e = self.unsupported(why);
+            if body.is_empty() {
+                return Err(e);
+            }
+            // Sent with a body: the server may have performed it, so it is not sent again;
+            // the answer's status and headers stand, and the connection is not reused.
+            return Ok(WireResponse {
+                status,
+                headers,
+                body: WireBody::empty(Arc::clone(self)),
+            });
+        }
+        let length = length.unwrap_or(0);
+        let keep_alive = !headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let early = buf.split_to(buf.len().min(usize::try_from(length).unwrap_or(usize::MAX)));
+        let remaining = length - early.len() as u64;
+        let mut body = WireBody {
+            wire: Arc::clone(self),
+            conn: Some(conn),
+            early: early.freeze(),
+            remaining,
+            keep_alive: keep_alive && buf.is_empty(),
+            lowat: 1,
+        };
+        if body.remaining() == 0 {
+            // Nothing to read (a PUT's answer): the connection is free now.
+            body.finish();
+        }
+        Ok(WireResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Read one answer head into `buf`: status, headers, HTTP minor version, and the head's
+    /// length in `buf`.
+    async fn read_head(
+        &self,
+        conn: &mut TcpStream,
+        buf: &mut BytesMut,
+    ) -> Result<(u16, HeaderMap, u8, usize), WireError> {
+        loop {
+            if !buf.is_empty() {
+                let mut slots = [httparse::EMPTY_HEADER; 96];
+                let mut resp = httparse::Response::new(&mut slots);
+                match resp.parse(buf) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let status = resp.code.unwrap_or(0);
+                        let mut map = HeaderMap::with_capacity(resp.headers.len());
+                        for h in resp.headers.iter() {
+                            let (Ok(k), Ok(v)) = (
+                                HeaderName::from_bytes(h.name.as_bytes()),
+                                HeaderValue::from_bytes(h.value),
+                            ) else {
+                                return Err(cut("malformed answer: a bad header".to_owned()));
+                            };
+                            map.append(k, v);
+                        }
+                        return Ok((status, map, resp.version.unwrap_or(1), n));
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+                    Ok(httparse::Status::Partial) => {
+                        return Err(WireError::Failed(Error::other(format!(
+                            "answer head longer than {MAX_HEAD} bytes"
+                        ))))
+                    }
+                    Err(e) => return Err(cut(format!("malformed answer: {e}"))),
+                }
+            }
+            match tokio::time::timeout(self.read_timeout, conn.read_buf(buf)).await {
                 Err(_) => {
                     return Err(no_answer(
                         ErrorKind::Timeout,
@@ -206,67 +332,7 @@ impl Wire {
                 }
                 Ok(Ok(_)) => {}
             }
-            let mut slots = [httparse::EMPTY_HEADER; 96];
-            let mut resp = httparse::Response::new(&mut slots);
-            match resp.parse(&buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let mut map = HeaderMap::with_capacity(resp.headers.len());
-                    for h in resp.headers.iter() {
-                        let (Ok(k), Ok(v)) = (
-                            HeaderName::from_bytes(h.name.as_bytes()),
-                            HeaderValue::from_bytes(h.value),
-                        ) else {
-                            return Err(self.unsupported("a malformed header"));
-                        };
-                        map.append(k, v);
-                    }
-                    if resp.version != Some(1) {
-                        return Err(self.unsupported("an HTTP/1.0 answer"));
-                    }
-                    break (status, map, n);
-                }
-                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err(WireError::Failed(Error::other(format!(
-                        "answer head longer than {MAX_HEAD} bytes"
-                    ))))
-                }
-                Err(e) => return Err(cut(format!("malformed answer: {e}"))),
-            }
-        };
-        if (100..200).contains(&status) || headers.contains_key(http::header::TRANSFER_ENCODING) {
-            return Err(self.unsupported("an interim or chunked answer"));
         }
-        let length = match headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            Some(n) => n,
-            // Bodiless by definition.
-            None if status == 204 || status == 304 => 0,
-            None => return Err(self.unsupported("an answer without Content-Length")),
-        };
-        let keep_alive = !headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        buf.advance(head_len);
-        let early = buf.split_to(buf.len().min(usize::try_from(length).unwrap_or(usize::MAX)));
-        let remaining = length - early.len() as u64;
-        Ok(WireResponse {
-            status,
-            headers,
-            body: WireBody {
-                wire: Arc::clone(self),
-                conn: Some(conn),
-                early: early.freeze(),
-                remaining,
-                keep_alive: keep_alive && buf.is_empty(),
-                lowat: 1,
-            },
-        })
     }
 
     /// Turn the path off for this endpoint and say why.
@@ -274,10 +340,24 @@ impl Wire {
         self.off.store(true, Ordering::Relaxed);
         tracing::debug!(
             endpoint = %self.authority,
-            "the endpoint sent {what}: GETs go through hyper from now on"
+            "the endpoint sent {what}: its requests go through hyper from now on"
         );
         WireError::Unsupported(what.to_owned())
     }
+}
+
+/// A request sent (or maybe sent) and not answered: the server may have performed it.
+fn no_answer(kind: ErrorKind, what: String) -> WireError {
+    WireError::Failed(
+        Error::new(kind, what)
+            .set_retryable(true)
+            .with_connection_failure(ConnectionFailure::NoAnswer),
+    )
+}
+
+/// [`no_answer`] for a connection that failed or closed.
+fn cut(what: String) -> WireError {
+    no_answer(ErrorKind::Interrupted, what)
 }
 
 /// Whether an idle connection has nothing to read (no EOF, no stray bytes): safe to reuse.
@@ -287,6 +367,18 @@ fn is_quiet(conn: &TcpStream) -> bool {
 }
 
 impl WireBody {
+    /// A body with nothing to read, on no connection.
+    fn empty(wire: Arc<Wire>) -> Self {
+        Self {
+            wire,
+            conn: None,
+            early: Bytes::new(),
+            remaining: 0,
+            keep_alive: false,
+            lowat: 1,
+        }
+    }
+
     /// Body bytes not yet delivered.
     pub fn remaining(&self) -> u64 {
         self.early.len() as u64 + self.remaining
@@ -368,7 +460,7 @@ impl WireBody {
     /// Read what is left (for an error answer's document), at most `limit` bytes.
     pub async fn text(mut self, limit: usize) -> String {
         let mut out = Vec::new();
-        while (out.len() as u64) < (limit as u64).min(self.remaining()) {
+        while self.remaining() > 0 && out.len() < limit {
             let mut b = vec![0u8; (limit - out.len()).min(16 << 10)];
             match self.read(&mut b).await {
                 Ok(n) if n > 0 => out.extend_from_slice(&b[..n]),

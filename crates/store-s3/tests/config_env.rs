@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::{keys, unique_prefix, Server};
 use s3dlio_store_core::{ErrorKind, ObjectStoreExt};
-use s3dlio_store_s3::{S3Options, S3Store};
+use s3dlio_store_s3::{S3Options, S3Store, UploadIntegrity};
 
 fn clear_aws_env() {
     for (k, _) in std::env::vars() {
@@ -141,5 +141,23 @@ async fn environment_profiles_and_explicit_options() {
     assert!(e.to_string().contains(&format!("s3://{bucket}/")), "{e}");
     std::env::remove_var("S3DLIO_PART_SIZE");
     std::env::remove_var("S3DLIO_RANGE_CONCURRENCY");
+    // Switches and the upload integrity, by name.
+    std::env::set_var("S3DLIO_UPLOAD_INTEGRITY", "Signed");
+    std::env::set_var("S3DLIO_WIRE_REQUESTS", "0");
+    let o = S3Options::default().with_env_overrides().unwrap();
+    assert_eq!(o.upload_integrity, UploadIntegrity::SignedPayload);
+    assert!(!o.wire_requests && o.lean_requests);
+    std::env::set_var("S3DLIO_UPLOAD_INTEGRITY", "none");
+    let o = S3Options::default().with_env_overrides().unwrap();
+    assert_eq!(o.upload_integrity, UploadIntegrity::None);
+    std::env::set_var("S3DLIO_UPLOAD_INTEGRITY", "md5");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(
+        e.to_string().contains("S3DLIO_UPLOAD_INTEGRITY") && e.to_string().contains("md5"),
+        "{e}"
+    );
+    std::env::remove_var("S3DLIO_UPLOAD_INTEGRITY");
+    std::env::remove_var("S3DLIO_WIRE_REQUESTS");
     let _ = std::fs::remove_dir_all(&dir);
 }

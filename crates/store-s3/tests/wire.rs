@@ -1,26 +1,32 @@
-//! The wire path for plain-http GETs (src/wire.rs) against a scripted HTTP/1.1 server on
-//! 127.0.0.1, for what a real S3 server will not do on demand: answer in chunked encoding,
-//! close a connection while it is idle in our pool, say `Connection: close`. (The real
-//! servers' conformance and fault suites run on this path too: it is the default.)
+//! The wire path for plain-http GETs and small PUTs (src/wire.rs) against a scripted
+//! HTTP/1.1 server on 127.0.0.1, for what a real S3 server will not do on demand: answer in
+//! chunked encoding, send an interim `100 Continue`, close a connection while it is idle in
+//! our pool, say `Connection: close`. (The real servers' conformance and fault suites run on
+//! this path too: it is the default.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use s3dlio_store_core::{ErrorKind, ObjectStoreExt};
 use s3dlio_store_s3::{S3Options, S3Store, StaticCredentials};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// What the server saw: connections accepted, and GETs per path.
+/// What the server saw: connections accepted, requests per name, and the last body sent
+/// to each name.
 #[derive(Default)]
 struct Seen {
     connections: usize,
     requests: HashMap<String, usize>,
+    bodies: HashMap<String, Vec<u8>>,
 }
 
 /// Serves `/b/<name>`: `plain` (5 bytes, keep-alive), `chunked` (the same bytes in chunked
 /// encoding), `close` (keep-alive refused), `drop-idle` (answered, then the connection is
-/// closed a moment later while idle), `missing` (404 with an S3 error document).
+/// closed a moment later while idle), `missing` (404 with an S3 error document); PUTs to
+/// `put-ok` (200, no body), `put-continue` (the same after a `100 Continue`),
+/// `put-chunked` (200 in chunked encoding), `put-denied` (403 with an error document).
 async fn serve() -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -41,7 +47,7 @@ async fn serve() -> (String, Arc<Mutex<Seen>>) {
 async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
     let mut buf = Vec::new();
     loop {
-        // One request head (GETs have no body).
+        // One request head, then its body (`content-length` bytes).
         let end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
@@ -54,25 +60,59 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
         };
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .map_or(0, |v| v.parse().unwrap());
+        while buf.len() < length {
+            let mut chunk = [0u8; 4096];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body: Vec<u8> = buf.drain(..length).collect();
         let path = head.split(' ').nth(1).unwrap_or("").to_owned();
         let name = path.rsplit('/').next().unwrap_or("").to_owned();
-        *seen
-            .lock()
-            .unwrap()
-            .requests
-            .entry(name.clone())
-            .or_default() += 1;
+        {
+            let mut seen = seen.lock().unwrap();
+            *seen.requests.entry(name.clone()).or_default() += 1;
+            seen.bodies.insert(name.clone(), body);
+        }
         let answer: &[u8] = match name.as_str() {
             "plain" | "drop-idle" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\netag: \"e\"\r\n\r\nhello",
             "chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\netag: \"e\"\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             "close" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            "put-ok" => b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\netag: \"p\"\r\n\r\n",
+            "put-continue" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\netag: \"c\"\r\n\r\n",
+            "put-chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\netag: \"k\"\r\n\r\n0\r\n\r\n",
+            "put-denied" => b"HTTP/1.1 403 Forbidden\r\ncontent-length: 86\r\n\r\n<Error><Code>AccessDenied</Code><Message>no</Message><RequestId>R9</RequestId></Error>",
             _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 83\r\n\r\n<Error><Code>NoSuchKey</Code><Message>no</Message><RequestId>R7</RequestId></Error>",
         };
+        if name == "put-denied-split" {
+            // The same answer as `put-denied`, its document in two writes: most of it with
+            // the head, the rest a moment later.
+            let whole = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 86\r\n\r\n<Error><Code>AccessDenied</Code><Message>no</Message><RequestId>R9</RequestId></Error>";
+            let (first, rest) = whole.split_at(whole.len() - 20);
+            if conn.write_all(first).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if conn.write_all(rest).await.is_err() {
+                return;
+            }
+            continue;
+        }
         if conn.write_all(answer).await.is_err() {
             return;
         }
         match name.as_str() {
-            "close" => return,
+            // The chunked PUT answer: the client must not wait for more, nor reuse this.
+            "close" | "put-chunked" => return,
             "drop-idle" => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 return;
@@ -160,4 +200,77 @@ async fn error_answers_keep_status_code_and_request_id() {
     assert_eq!(e.request_id(), Some("R7"), "{text}");
     // The error body was read whole: the connection is reused.
     assert_eq!(s.get_bytes("plain").await.unwrap(), "hello");
+}
+
+#[tokio::test]
+async fn small_puts_go_out_whole_and_reuse_the_connection() {
+    let (url, seen) = serve().await;
+    let s = store(&url).await;
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    for name in ["put-ok", "put-continue"] {
+        for _ in 0..3 {
+            let r = s.put_bytes(name, Bytes::from(data.clone())).await.unwrap();
+            assert_eq!(r.size, data.len() as u64);
+        }
+    }
+    let r = s
+        .put_bytes("put-continue", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.etag.as_deref(),
+        Some("\"c\""),
+        "the answer after the interim one"
+    );
+    // Answers read: the GET after them shares the connection too.
+    assert_eq!(s.get_bytes("plain").await.unwrap(), "hello");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.requests["put-ok"], 3);
+    assert_eq!(seen.requests["put-continue"], 4);
+    assert_eq!(seen.bodies["put-ok"], data, "the body arrived whole");
+    assert_eq!(seen.bodies["put-continue"], b"x");
+    assert_eq!(seen.connections, 1, "one connection for 7 PUTs and a GET");
+}
+
+#[tokio::test]
+async fn a_put_answered_chunked_is_not_sent_again() {
+    let (url, seen) = serve().await;
+    let s = store(&url).await;
+    let r = s
+        .put_bytes("put-chunked", Bytes::from_static(b"abc"))
+        .await
+        .unwrap();
+    assert_eq!(r.etag.as_deref(), Some("\"k\""));
+    // It may have been performed: its answer stands, it is not repeated through hyper...
+    assert_eq!(seen.lock().unwrap().requests["put-chunked"], 1);
+    assert_eq!(seen.lock().unwrap().bodies["put-chunked"], b"abc");
+    // ...and from then on requests go through hyper: one request for a chunked GET.
+    assert_eq!(s.get_bytes("chunked").await.unwrap(), "hello");
+    assert_eq!(seen.lock().unwrap().requests["chunked"], 1);
+}
+
+#[tokio::test]
+async fn a_refused_put_keeps_status_code_and_request_id() {
+    let (url, seen) = serve().await;
+    let s = store(&url).await;
+    // The document with the head, or mostly with it and the rest later.
+    for name in ["put-denied", "put-denied-split"] {
+        let e = s
+            .put_bytes(name, Bytes::from_static(b"abc"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("403") && text.contains("AccessDenied"),
+            "{text}"
+        );
+        assert_eq!(e.request_id(), Some("R9"), "{text}");
+        assert_eq!(seen.lock().unwrap().requests[name], 1);
+    }
+    // The error documents were read whole: the connection is reused.
+    s.put_bytes("put-ok", Bytes::from_static(b"abc"))
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().connections, 1);
 }
