@@ -205,6 +205,7 @@ impl Wire {
         };
 
         let mut conn = self.connection().await.map_err(WireError::Failed)?;
+        let mut sent = Ok(());
         for bytes in [&head[..], rest] {
             match tokio::time::timeout(self.read_timeout, conn.write_all(bytes)).await {
                 Err(_) => {
@@ -213,13 +214,28 @@ impl Wire {
                         format!("could not send the request within {:?}", self.read_timeout),
                     ))
                 }
-                Ok(Err(e)) => return Err(cut(format!("could not send the request: {e}"))),
+                Ok(Err(e)) => {
+                    sent = Err(e);
+                    break;
+                }
                 Ok(Ok(())) => {}
             }
         }
+        // A server that refuses a request on its head (bad credentials, no such bucket) may
+        // answer and close before taking the whole body, which cuts our sending short: its
+        // answer is read all the same, and only without one is the failed send reported.
         let mut buf = BytesMut::with_capacity(16 << 10);
         let (status, headers, version) = loop {
-            let (status, headers, version, head_len) = self.read_head(&mut conn, &mut buf).await?;
+            let (status, headers, version, head_len) =
+                match self.read_head(&mut conn, &mut buf).await {
+                    Ok(head) => head,
+                    Err(e) => {
+                        return Err(match sent {
+                            Err(w) => cut(format!("could not send the request: {w}")),
+                            Ok(()) => e,
+                        })
+                    }
+                };
             buf.advance(head_len);
             // Interim answers (100 Continue, 103 Early Hints) precede the real one.
             if (100..200).contains(&status) && status != 101 {
@@ -270,7 +286,7 @@ impl Wire {
             conn: Some(conn),
             early: early.freeze(),
             remaining,
-            keep_alive: keep_alive && buf.is_empty(),
+            keep_alive: keep_alive && buf.is_empty() && sent.is_ok(),
             lowat: 1,
         };
         if body.remaining() == 0 {
@@ -511,3 +527,53 @@ fn set_rcvlowat(conn: &TcpStream, bytes: usize) {
 
 #[cfg(not(target_os = "linux"))]
 fn set_rcvlowat(_: &TcpStream, _: usize) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that answers 403 to the first request's head and closes with the body
+    /// unread: a body larger than every socket buffer cannot all be sent, yet the refusal
+    /// is what the caller gets.
+    #[tokio::test]
+    async fn an_answer_before_the_body_was_taken_is_read_after_the_send_fails() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut b = [0u8; 1024];
+                let n = conn.read(&mut b).await.unwrap();
+                head.extend_from_slice(&b[..n]);
+            }
+            conn.write_all(
+                b"HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\nconnection: close\r\n\r\ndenied",
+            )
+            .await
+            .unwrap();
+            // Closed with unread bytes: the client's sending is reset.
+        });
+        let wire = Wire::for_base(
+            &format!("http://{addr}/b/"),
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let body = vec![1u8; 64 << 20];
+        let req = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(format!("http://{addr}/b/k"))
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(())
+            .unwrap();
+        let resp = match wire.send(&req, &body).await {
+            Ok(r) => r,
+            Err(WireError::Failed(e)) => panic!("{e}"),
+            Err(WireError::Unsupported(w)) => panic!("{w}"),
+        };
+        assert_eq!(resp.status, 403);
+        assert_eq!(resp.body.text(1024).await, "denied");
+    }
+}

@@ -26,7 +26,8 @@ struct Seen {
 /// encoding), `close` (keep-alive refused), `drop-idle` (answered, then the connection is
 /// closed a moment later while idle), `missing` (404 with an S3 error document); PUTs to
 /// `put-ok` (200, no body), `put-continue` (the same after a `100 Continue`),
-/// `put-chunked` (200 in chunked encoding), `put-denied` (403 with an error document).
+/// `put-chunked` (200 in chunked encoding), `put-denied` (403 with an error document),
+/// `put-refused-early` (the same before the body is read, then the connection closed).
 async fn serve() -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -60,6 +61,17 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
         };
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
+        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+        let name = path.rsplit('/').next().unwrap_or("").to_owned();
+        if name == "put-refused-early" {
+            // Refused on its head alone, the body never read, and the connection closed
+            // with it unread (a reset for a client still sending).
+            *seen.lock().unwrap().requests.entry(name).or_default() += 1;
+            let _ = conn
+                .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 86\r\nconnection: close\r\n\r\n<Error><Code>AccessDenied</Code><Message>no</Message><RequestId>R9</RequestId></Error>")
+                .await;
+            return;
+        }
         let length: usize = head
             .lines()
             .find_map(|l| {
@@ -76,8 +88,6 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
             }
         }
         let body: Vec<u8> = buf.drain(..length).collect();
-        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-        let name = path.rsplit('/').next().unwrap_or("").to_owned();
         {
             let mut seen = seen.lock().unwrap();
             *seen.requests.entry(name.clone()).or_default() += 1;
@@ -249,23 +259,26 @@ async fn a_put_answered_chunked_is_not_sent_again() {
     assert_eq!(seen.lock().unwrap().requests["chunked"], 1);
 }
 
+/// The scripted server's 403: its status, S3 code and request id kept.
+fn assert_refused<T: std::fmt::Debug>(r: s3dlio_store_core::Result<T>) {
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("403") && text.contains("AccessDenied"),
+        "{text}"
+    );
+    assert_eq!(e.request_id(), Some("R9"), "{text}");
+}
+
 #[tokio::test]
 async fn a_refused_put_keeps_status_code_and_request_id() {
     let (url, seen) = serve().await;
     let s = store(&url).await;
     // The document with the head, or mostly with it and the rest later.
     for name in ["put-denied", "put-denied-split"] {
-        let e = s
-            .put_bytes(name, Bytes::from_static(b"abc"))
-            .await
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
-        let text = e.to_string();
-        assert!(
-            text.contains("403") && text.contains("AccessDenied"),
-            "{text}"
-        );
-        assert_eq!(e.request_id(), Some("R9"), "{text}");
+        let e = s.put_bytes(name, Bytes::from_static(b"abc")).await;
+        assert_refused(e);
         assert_eq!(seen.lock().unwrap().requests[name], 1);
     }
     // The error documents were read whole: the connection is reused.
@@ -273,4 +286,17 @@ async fn a_refused_put_keeps_status_code_and_request_id() {
         .await
         .unwrap();
     assert_eq!(seen.lock().unwrap().connections, 1);
+}
+
+#[tokio::test]
+async fn a_put_refused_before_its_body_was_taken_reports_the_refusal() {
+    let (url, seen) = serve().await;
+    let s = store(&url).await;
+    // The largest body the wire path sends, refused unread. (Here the kernel takes all of
+    // it before the close; a send cut short by the close is the unit test in src/wire.rs.)
+    let e = s
+        .put_bytes("put-refused-early", Bytes::from(vec![7u8; 1 << 20]))
+        .await;
+    assert_refused(e);
+    assert_eq!(seen.lock().unwrap().requests["put-refused-early"], 1);
 }
