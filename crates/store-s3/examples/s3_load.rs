@@ -10,6 +10,7 @@
 //! s3_load put    s3://bucket/prefix/ -n 1000 -s 4096 [-j 64]
 //! s3_load get    s3://bucket/prefix/ -n 1000 [-s 4096] [-j 64]  # objects written by `put`
 //! s3_load get    s3://bucket/prefix/ -n 500 --first 500 --start-at 1767225600.5
+//! s3_load head   s3://bucket/prefix/ -n 1000 [-s 4096] [-j 64]  # HEAD (stat) each object
 //! s3_load list   s3://bucket/prefix/                            # recursive listing, counted
 //! s3_load delete s3://bucket/prefix/                            # every object under it
 //! s3_load create-bucket s3://bucket/
@@ -30,7 +31,7 @@
 //! Only the operation is timed: the client is built and PUT payloads are generated first
 //! (so `put` holds COUNT x SIZE bytes in memory). `wall_s` is the phase's wall time and
 //! `cpu_s` this process's user + system CPU over it (`getrusage`), so a benchmark can compare
-//! it with other clients measured the same way. With `-s`, `get` checks that every object
+//! it with other clients measured the same way. With `-s`, `get` and `head` check that every object
 //! has that size.
 
 use std::sync::Arc;
@@ -45,13 +46,14 @@ use s3dlio_store_s3::{S3Options, S3Store};
 const OPS: &[&str] = &[
     "put",
     "get",
+    "head",
     "list",
     "delete",
     "create-bucket",
     "delete-bucket",
 ];
 
-const USAGE: &str = "usage: s3_load put|get|list|delete|create-bucket|delete-bucket \
+const USAGE: &str = "usage: s3_load put|get|head|list|delete|create-bucket|delete-bucket \
                      s3://bucket/prefix/ [-n COUNT] [-s SIZE] [-j JOBS] [--first K] \
                      [--start-at UNIX_SECONDS] [--backend native|object-store]";
 
@@ -269,13 +271,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .try_fold(Done::new(true), |d, (s, t)| async move { Ok(d.add(s, t)) })
                     .await?
             }
-            "get" => {
+            "get" | "head" => {
+                let head = a.op == "head";
                 futures::stream::iter(objects)
                     .map(|i| {
                         let (store, k) = (Arc::clone(&store), key(i));
                         async move {
                             let t = Instant::now();
-                            let len = store.get_bytes(&k).await?.len();
+                            let len = if head {
+                                usize::try_from(store.head(&k).await?.size)?
+                            } else {
+                                store.get_bytes(&k).await?.len()
+                            };
                             let took = t.elapsed();
                             match a.size {
                                 Some(want) if want != len => Err(format!(

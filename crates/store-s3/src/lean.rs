@@ -1,5 +1,5 @@
-//! GETs and single-request PUTs without the SDK's per-request machinery. They are the hot
-//! path of every workload, and on small objects the SDK's orchestrator (interceptors,
+//! GETs, HEADs, single-key DELETEs, single-request PUTs and listing pages without the SDK's
+//! per-request machinery. They are the hot path of every workload, and on small objects the SDK's orchestrator (interceptors,
 //! endpoint resolution, type-erased config bags, a retry strategy per call) costs the client
 //! more CPU than the request itself. Here a request is signed with the SDK's own SigV4 signer, using credentials
 //! from the SDK's provider chain (cached until shortly before they expire), against the
@@ -427,8 +427,8 @@ impl LeanBucket {
         }
     }
 
-    /// One request to `url`; a GET or a small PUT of an object (`wire_ok`) on the wire
-    /// path if there is one.
+    /// One request to `url`; a GET, HEAD, DELETE or small PUT of an object (`wire_ok`) on
+    /// the wire path if there is one.
     async fn send_once(
         &self,
         method: http::Method,
@@ -439,7 +439,7 @@ impl LeanBucket {
         payload: &Payload,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
         let wire_fits = match method {
-            http::Method::GET => body.is_empty(),
+            http::Method::GET | http::Method::HEAD | http::Method::DELETE => body.is_empty(),
             http::Method::PUT => body.len() <= WIRE_PUT_MAX,
             _ => false,
         };

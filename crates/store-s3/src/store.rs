@@ -560,8 +560,35 @@ async fn landed(s: &Shared, key: &str, ours: &str) -> Option<String> {
         .then_some(etag)
 }
 
+/// A lean request on `key` without a body (HEAD, DELETE: repeatable, so with every attempt).
+async fn lean_bodiless(
+    s: &Shared,
+    lean: &LeanBucket,
+    op: Operation,
+    method: http::Method,
+    key: &str,
+) -> Result<crate::lean::LeanResponse> {
+    let attempts = s.opts.lean_attempts(false);
+    lean.send(
+        op,
+        method,
+        key,
+        &[],
+        Bytes::new(),
+        Payload::Unsigned,
+        attempts,
+        &s.uri(key),
+    )
+    .await
+    .map_err(|(e, _)| e)
+}
+
 /// HeadObject, as our metadata.
 pub(crate) async fn head_object(s: &Shared, key: &str) -> Result<ObjectMeta> {
+    if let Some(lean) = &s.lean {
+        let r = lean_bodiless(s, lean, Operation::Head, http::Method::HEAD, key).await?;
+        return Ok(r.meta(key, r.content_length().unwrap_or(0)));
+    }
     let out = s
         .client
         .head_object()
@@ -693,6 +720,12 @@ impl ObjectStore for S3Store {
     async fn delete(&self, key: &str) -> Result<()> {
         let s = &self.shared;
         validate_key(key).map_err(|e| e.context(Operation::Delete, s.uri(key)))?;
+        if let Some(lean) = &s.lean {
+            // Idempotent (S3 answers 204 for a missing key too), so every attempt is safe.
+            return lean_bodiless(s, lean, Operation::Delete, http::Method::DELETE, key)
+                .await
+                .map(|_| ());
+        }
         s.client
             .delete_object()
             .bucket(&s.bucket)

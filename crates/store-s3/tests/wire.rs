@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use s3dlio_store_core::{ErrorKind, ObjectStoreExt};
+use s3dlio_store_core::{ErrorKind, ObjectStore, ObjectStoreExt};
 use s3dlio_store_s3::{S3Options, S3Store, StaticCredentials};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,7 +27,8 @@ struct Seen {
 /// closed a moment later while idle), `missing` (404 with an S3 error document); PUTs to
 /// `put-ok` (200, no body), `put-continue` (the same after a `100 Continue`),
 /// `put-chunked` (200 in chunked encoding), `put-denied` (403 with an error document),
-/// `put-refused-early` (the same before the body is read, then the connection closed).
+/// `put-refused-early` (the same before the body is read, then the connection closed); a
+/// HEAD gets a GET's head without its body, a DELETE of `gone` a 204.
 async fn serve() -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -93,6 +94,7 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
             *seen.requests.entry(name.clone()).or_default() += 1;
             seen.bodies.insert(name.clone(), body);
         }
+        let method = head.split(' ').next().unwrap_or("").to_owned();
         let answer: &[u8] = match name.as_str() {
             "plain" | "drop-idle" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\netag: \"e\"\r\n\r\nhello",
             "chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\netag: \"e\"\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
@@ -117,6 +119,15 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
             }
             continue;
         }
+        let answer = match method.as_str() {
+            // The same head, no body.
+            "HEAD" => {
+                let end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                &answer[..end]
+            }
+            "DELETE" if name == "gone" => &b"HTTP/1.1 204 No Content\r\n\r\n"[..],
+            _ => answer,
+        };
         if conn.write_all(answer).await.is_err() {
             return;
         }
@@ -299,4 +310,25 @@ async fn a_put_refused_before_its_body_was_taken_reports_the_refusal() {
         .await;
     assert_refused(e);
     assert_eq!(seen.lock().unwrap().requests["put-refused-early"], 1);
+}
+
+#[tokio::test]
+async fn heads_and_deletes_share_the_connection() {
+    let (url, seen) = serve().await;
+    let s = store(&url).await;
+    for _ in 0..3 {
+        // The length is the object's, with no body behind it to wait for.
+        let m = s.head("plain").await.unwrap();
+        assert_eq!((m.size, m.etag.as_deref()), (5, Some("\"e\"")));
+        s.delete("gone").await.unwrap();
+    }
+    let e = s.head("missing").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(s.get_bytes("plain").await.unwrap(), "hello");
+    let seen = seen.lock().unwrap();
+    assert_eq!((seen.requests["plain"], seen.requests["gone"]), (4, 3));
+    assert_eq!(
+        seen.connections, 1,
+        "one connection for 4 HEADs, 3 DELETEs and a GET"
+    );
 }
