@@ -1,4 +1,4 @@
-//! GETs and small PUTs on plain-http endpoints, without hyper in between. A large
+//! GETs, HEADs, DELETEs and small PUTs on plain-http endpoints, without hyper in between. A large
 //! GET's client CPU goes mostly to wakeups (one per 64 KiB segment that lands on a busy
 //! socket), to hyper copying its read buffer into chunks and to our copy of those chunks
 //! into the object's buffer. Here a response's body is read in large reads, straight into
@@ -11,10 +11,10 @@
 //! other worker thread).
 //!
 //! Only what S3 needs: HTTP/1.1 keep-alive, a response with `Content-Length` (interim
-//! `1xx` answers are skipped). A GET answered in another form (chunked, no length,
-//! HTTP/1.0) is reported as [`WireError::Unsupported`] and the caller sends it through
-//! hyper instead; a PUT, which may have been performed by then, keeps the answer's status
-//! and headers (its body is not read and the connection is closed). Either way the
+//! `1xx` answers are skipped). A GET, HEAD or DELETE answered in another form (chunked, no
+//! length, HTTP/1.0) is reported as [`WireError::Unsupported`] and the caller sends it
+//! through hyper instead; a PUT, which may have been performed by then, keeps the answer's
+//! status and headers (its body is not read and the connection is closed). Either way the
 //! endpoint's requests go through hyper from then on. TLS endpoints never come here.
 
 use std::io;
@@ -62,7 +62,8 @@ pub(crate) struct Wire {
 /// Why a request on the wire path failed.
 #[derive(Debug)]
 pub(crate) enum WireError {
-    /// Send it through hyper instead (only for requests without a body: GETs).
+    /// Send it through hyper instead (only for requests a repeat cannot harm: GET, HEAD,
+    /// DELETE).
     Unsupported(String),
     /// A failure to report, with how far the request got.
     Failed(Error),
@@ -263,10 +264,13 @@ impl Wire {
         };
         if let Some(why) = why {
             let e = self.unsupported(why);
-            if body.is_empty() {
+            if matches!(
+                *req.method(),
+                http::Method::GET | http::Method::HEAD | http::Method::DELETE
+            ) {
                 return Err(e);
             }
-            // Sent with a body: the server may have performed it, so it is not sent again;
+            // A PUT (even of no bytes) may have been performed, so it is not sent again:
             // the answer's status and headers stand, and the connection is not reused.
             return Ok(WireResponse {
                 status,
