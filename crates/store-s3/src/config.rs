@@ -115,8 +115,8 @@ pub struct S3Options {
     /// trailer; used only for plain SigV4 endpoints. Default on; else
     /// `S3DLIO_LEAN_REQUESTS` (`0` turns it off).
     pub lean_requests: bool,
-    /// On the lean path, send GETs and PUTs of up to 1 MiB to a plain-http endpoint
-    /// without hyper: bodies are read off the socket in large reads, straight into the
+    /// On the lean path, send GETs, HEADs, DELETEs and PUTs of up to 1 MiB to a plain-http
+    /// endpoint without hyper: bodies are read off the socket in large reads, straight into the
     /// object's buffer, waking once per read rather than once per network segment (less
     /// client CPU per GiB), and a request is written and answered in the caller's task
     /// (less CPU per small request). Endpoints behind TLS are unaffected. Default on; else

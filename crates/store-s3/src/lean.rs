@@ -1,10 +1,11 @@
 //! GETs, HEADs, single-key DELETEs, single-request PUTs and listing pages without the SDK's
-//! per-request machinery. They are the hot path of every workload, and on small objects the SDK's orchestrator (interceptors,
-//! endpoint resolution, type-erased config bags, a retry strategy per call) costs the client
-//! more CPU than the request itself. Here a request is signed with the SDK's own SigV4 signer, using credentials
-//! from the SDK's provider chain (cached until shortly before they expire), against the
-//! endpoint the SDK's resolver chose for the bucket, and sent on a hyper connection pool of
-//! its own: same requests on the wire, a fraction of the CPU. A PUT's CRC32C travels in a
+//! per-request machinery. They are the hot path of every workload, and on small objects the
+//! SDK's orchestrator (interceptors, endpoint resolution, type-erased config bags, a retry
+//! strategy per call) costs the client more CPU than the request itself. Here a request is
+//! signed with the SDK's own SigV4 signer, using credentials from the SDK's provider chain
+//! (cached until shortly before they expire), against the endpoint the SDK's resolver chose
+//! for the bucket, and sent on a hyper connection pool of its own (or on the wire path, see
+//! `wire`): same requests on the wire, a fraction of the CPU. A PUT's CRC32C travels in a
 //! header (`x-amz-checksum-crc32c`) computed before sending, not in an aws-chunked trailer,
 //! so the server checks it without decoding a chunked body.
 //!
@@ -62,7 +63,8 @@ pub(crate) struct LeanConfig {
     pub ca_bundle_pem: Option<Vec<u8>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
-    /// GETs and small PUTs to plain-http endpoints on the wire path (see `wire`).
+    /// GETs, HEADs, DELETEs and small PUTs to plain-http endpoints on the wire path (see
+    /// `wire`).
     pub wire_requests: bool,
 }
 
@@ -438,17 +440,27 @@ impl LeanBucket {
         body: Bytes,
         payload: &Payload,
     ) -> std::result::Result<LeanResponse, (Error, Option<u16>)> {
-        let wire_fits = match method {
+        // Built and signed once, for whichever path sends it.
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .body(())
+            .map_err(|e| (Error::invalid_input(format!("bad request URL: {e}")), None))?;
+        let h = req.headers_mut();
+        for (name, value) in headers {
+            h.insert(name.clone(), header_value(value).map_err(|e| (e, None))?);
+        }
+        let signed = matches!(payload, Payload::Signed).then_some(&body[..]);
+        self.sign(&mut req, signed).await.map_err(|e| (e, None))?;
+
+        let wire_fits = match *req.method() {
             http::Method::GET | http::Method::HEAD | http::Method::DELETE => body.is_empty(),
             http::Method::PUT => body.len() <= WIRE_PUT_MAX,
             _ => false,
         };
         if wire_ok && wire_fits {
             if let Some(wire) = self.wire.as_ref().filter(|w| !w.is_off()) {
-                match self
-                    .send_wire(wire, method.clone(), &url, headers, &body, payload)
-                    .await
-                {
+                match self.send_wire(wire, &req, &body).await {
                     Err(WireError::Unsupported(what)) => {
                         tracing::debug!("{what}: sent again through hyper");
                     }
@@ -457,22 +469,7 @@ impl LeanBucket {
                 }
             }
         }
-        let signed_body = match payload {
-            Payload::Signed => Some(body.clone()),
-            Payload::Unsigned => None,
-        };
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .body(Full::new(body))
-            .map_err(|e| (Error::invalid_input(format!("bad request URL: {e}")), None))?;
-        let h = req.headers_mut();
-        for (name, value) in headers {
-            h.insert(name.clone(), header_value(value).map_err(|e| (e, None))?);
-        }
-        self.sign(&mut req, signed_body.as_deref())
-            .await
-            .map_err(|e| (e, None))?;
+        let req = req.map(|()| Full::new(body));
 
         let cfg = &self.client.cfg;
         let resp = match tokio::time::timeout(cfg.read_timeout, self.client.http.request(req)).await
@@ -576,32 +573,11 @@ impl LeanBucket {
     async fn send_wire(
         &self,
         wire: &Arc<Wire>,
-        method: http::Method,
-        url: &str,
-        headers: &[(HeaderName, String)],
+        req: &http::Request<()>,
         body: &[u8],
-        payload: &Payload,
     ) -> std::result::Result<std::result::Result<LeanResponse, (Error, Option<u16>)>, WireError>
     {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .body(())
-            .map_err(|e| {
-                WireError::Failed(Error::invalid_input(format!("bad request URL: {e}")))
-            })?;
-        let h = req.headers_mut();
-        for (name, value) in headers {
-            h.insert(
-                name.clone(),
-                header_value(value).map_err(WireError::Failed)?,
-            );
-        }
-        let signed = matches!(payload, Payload::Signed).then_some(body);
-        self.sign(&mut req, signed)
-            .await
-            .map_err(WireError::Failed)?;
-        let resp = wire.send(&req, body).await?;
+        let resp = wire.send(req, body).await?;
         if (200..300).contains(&resp.status) {
             return Ok(Ok(LeanResponse {
                 headers: resp.headers,

@@ -560,7 +560,8 @@ async fn landed(s: &Shared, key: &str, ours: &str) -> Option<String> {
         .then_some(etag)
 }
 
-/// A lean request on `key` without a body (HEAD, DELETE: repeatable, so with every attempt).
+/// A lean request on `key` without a body (HEAD, DELETE): repeatable, so it gets the
+/// attempts of a read (see `S3Options::lean_attempts`).
 async fn lean_bodiless(
     s: &Shared,
     lean: &LeanBucket,
