@@ -103,6 +103,15 @@ pub struct S3Options {
     pub read_timeout: Duration,
     /// How uploads protect their bytes (default: a CRC32C the server verifies).
     pub upload_integrity: UploadIntegrity,
+    /// Server-side encryption asked for on every object this store writes (PUTs,
+    /// multipart uploads, copies): SSE-S3 or SSE-KMS. Default none: the bucket's default
+    /// encryption applies. Else `S3DLIO_SSE` (`AES256` or `aws:kms`), with
+    /// `S3DLIO_SSE_KMS_KEY_ID` and `S3DLIO_SSE_BUCKET_KEY`.
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    /// Storage class of every object this store writes (`STANDARD_IA`,
+    /// `INTELLIGENT_TIERING`, `GLACIER_IR`, ...). Default none: the bucket's default
+    /// (`STANDARD` on AWS). Else `S3DLIO_STORAGE_CLASS`.
+    pub storage_class: Option<String>,
     /// Idle memory kept for reuse by large reads (see `s3dlio_store_core::pool`): buffers
     /// of reads of 512 KiB and more return here when the caller drops them, so the next
     /// read lands in memory that is already faulted in instead of paying a page fault per
@@ -146,6 +155,8 @@ impl Default for S3Options {
             attempt_timeout: None,
             read_timeout: Duration::from_secs(60),
             upload_integrity: UploadIntegrity::Crc32c,
+            server_side_encryption: None,
+            storage_class: None,
             buffer_pool_bytes: 256 * MIB,
             lean_requests: true,
             wire_requests: true,
@@ -178,6 +189,66 @@ impl UploadIntegrity {
             _ => Err(Error::invalid_input(format!(
                 "'{v}' is not an upload integrity (crc32c, signed or none)"
             ))),
+        }
+    }
+}
+
+/// Server-side encryption of the objects a store writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3 (`AES256`): keys managed by the service.
+    S3,
+    /// SSE-KMS (`aws:kms`): with this KMS key (id, ARN or alias; `None`: the account's
+    /// AWS-managed `aws/s3` key), and whether to use an S3 Bucket Key (fewer KMS calls).
+    Kms {
+        key_id: Option<String>,
+        bucket_key: Option<bool>,
+    },
+}
+
+impl ServerSideEncryption {
+    /// The header value: `AES256` or `aws:kms`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::S3 => "AES256",
+            Self::Kms { .. } => "aws:kms",
+        }
+    }
+
+    /// `AES256` (or `sse-s3`) or `aws:kms` (or `sse-kms`), any case; for SSE-KMS, the key and
+    /// the bucket-key switch.
+    pub fn parse(v: &str, key_id: Option<String>, bucket_key: Option<bool>) -> Result<Self> {
+        let kms = match v.trim().to_ascii_lowercase().as_str() {
+            "aes256" | "sse-s3" => false,
+            "aws:kms" | "sse-kms" => true,
+            _ => {
+                return Err(Error::invalid_input(format!(
+                    "'{v}' is not a server-side encryption (AES256 or aws:kms)"
+                )))
+            }
+        };
+        if kms {
+            Ok(Self::Kms { key_id, bucket_key })
+        } else if key_id.is_some() || bucket_key.is_some() {
+            Err(Error::invalid_input(
+                "a KMS key id or bucket key goes with aws:kms encryption, not AES256",
+            ))
+        } else {
+            Ok(Self::S3)
+        }
+    }
+
+    pub(crate) fn kms_key_id(&self) -> Option<&str> {
+        match self {
+            Self::Kms { key_id, .. } => key_id.as_deref(),
+            Self::S3 => None,
+        }
+    }
+
+    pub(crate) fn bucket_key(&self) -> Option<bool> {
+        match self {
+            Self::Kms { bucket_key, .. } => *bucket_key,
+            Self::S3 => None,
         }
     }
 }
@@ -236,15 +307,64 @@ impl S3Options {
         if self.endpoint_url.is_some() && !self.endpoints.is_empty() {
             return bad("set endpoint_url or endpoints, not both".into());
         }
+        if let Some(c) = &self.storage_class {
+            let ok = !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return bad(format!(
+                    "storage class '{c}' is not one (upper case, such as STANDARD_IA)"
+                ));
+            }
+        }
+        if let Some(ServerSideEncryption::Kms {
+            key_id: Some(k), ..
+        }) = &self.server_side_encryption
+        {
+            if k.trim().is_empty() || k.contains(char::is_whitespace) {
+                return bad(format!("KMS key id '{k}' is not one"));
+            }
+        }
         Ok(())
+    }
+
+    /// Headers that say how a new object is stored (encryption, storage class), for PUTs,
+    /// CreateMultipartUpload and CopyObject.
+    pub(crate) fn stored_as_headers(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(sse) = &self.server_side_encryption {
+            out.push(("x-amz-server-side-encryption", sse.as_str().to_owned()));
+            if let Some(k) = sse.kms_key_id() {
+                out.push(("x-amz-server-side-encryption-aws-kms-key-id", k.to_owned()));
+            }
+            if let Some(b) = sse.bucket_key() {
+                out.push((
+                    "x-amz-server-side-encryption-bucket-key-enabled",
+                    b.to_string(),
+                ));
+            }
+        }
+        if let Some(c) = &self.storage_class {
+            out.push(("x-amz-storage-class", c.clone()));
+        }
+        out
+    }
+
+    /// Whether a single PUT's ETag is the MD5 of its bytes: not under SSE-KMS.
+    pub(crate) fn etag_is_md5(&self) -> bool {
+        !matches!(
+            self.server_side_encryption,
+            Some(ServerSideEncryption::Kms { .. })
+        )
     }
 
     /// These options with tuning from `S3DLIO_*` environment variables applied (the
     /// original s3dlio's names where it had them): `S3DLIO_GET_PART_SIZE`,
     /// `S3DLIO_RANGE_CONCURRENCY`, `S3DLIO_MULTIPART_THRESHOLD`, `S3DLIO_PART_SIZE`,
     /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`, `S3DLIO_BUFFER_POOL_BYTES`,
-    /// `S3DLIO_LEAN_REQUESTS`, `S3DLIO_WIRE_REQUESTS`, `S3DLIO_UPLOAD_INTEGRITY`, and the
-    /// endpoint list and balancing. Sizes take units (`8MiB`). A value
+    /// `S3DLIO_LEAN_REQUESTS`, `S3DLIO_WIRE_REQUESTS`, `S3DLIO_UPLOAD_INTEGRITY`,
+    /// `S3DLIO_SSE` (with `S3DLIO_SSE_KMS_KEY_ID`, `S3DLIO_SSE_BUCKET_KEY`),
+    /// `S3DLIO_STORAGE_CLASS`, and the endpoint list and balancing. Sizes take units (`8MiB`). A value
     /// that does not parse is an error naming the variable.
     pub fn with_env_overrides(mut self) -> Result<Self> {
         fn get<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
@@ -290,6 +410,22 @@ impl S3Options {
         }
         if let Some(v) = get("S3DLIO_UPLOAD_INTEGRITY", UploadIntegrity::parse)? {
             self.upload_integrity = v;
+        }
+        let kms_key = env("S3DLIO_SSE_KMS_KEY_ID");
+        let bucket_key = get("S3DLIO_SSE_BUCKET_KEY", parse_bool)?;
+        match get("S3DLIO_SSE", |v| {
+            ServerSideEncryption::parse(v, kms_key.clone(), bucket_key)
+        })? {
+            Some(v) => self.server_side_encryption = Some(v),
+            None if kms_key.is_some() || bucket_key.is_some() => {
+                return Err(Error::invalid_input(
+                    "S3DLIO_SSE_KMS_KEY_ID and S3DLIO_SSE_BUCKET_KEY need S3DLIO_SSE=aws:kms",
+                ))
+            }
+            None => {}
+        }
+        if let Some(v) = env("S3DLIO_STORAGE_CLASS") {
+            self.storage_class = Some(v.trim().to_owned());
         }
         if self.endpoints.is_empty() && self.endpoint_url.is_none() {
             if let Some(v) = env("S3DLIO_ENDPOINTS") {

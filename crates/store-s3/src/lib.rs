@@ -26,6 +26,26 @@
 //! # Ok(()) }
 //! ```
 
+/// Encryption and storage class from the store's options on a PutObject,
+/// CreateMultipartUpload or CopyObject request (the SDK's builders share these setters, not
+/// a trait).
+macro_rules! stored_as {
+    ($req:expr, $opts:expr) => {{
+        let o: &crate::config::S3Options = $opts;
+        let sse = o.server_side_encryption.as_ref();
+        $req.set_server_side_encryption(
+            sse.map(|e| aws_sdk_s3::types::ServerSideEncryption::from(e.as_str())),
+        )
+        .set_ssekms_key_id(sse.and_then(|e| e.kms_key_id()).map(str::to_owned))
+        .set_bucket_key_enabled(sse.and_then(|e| e.bucket_key()))
+        .set_storage_class(
+            o.storage_class
+                .as_deref()
+                .map(aws_sdk_s3::types::StorageClass::from),
+        )
+    }};
+}
+
 mod config;
 mod error;
 mod lean;
@@ -52,7 +72,8 @@ use tokio::sync::OnceCell;
 use crate::lean::LeanClient;
 
 pub use config::{
-    S3Options, StaticCredentials, UploadIntegrity, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
+    S3Options, ServerSideEncryption, StaticCredentials, UploadIntegrity, MAX_PARTS, MAX_PART_SIZE,
+    MIN_PART_SIZE,
 };
 pub use store::S3Store;
 

@@ -213,9 +213,7 @@ impl S3Store {
     ) -> Result<PutResult> {
         let s = &self.shared;
         let uri = s.uri(to);
-        let created = s
-            .client
-            .create_multipart_upload()
+        let created = stored_as!(s.client.create_multipart_upload(), &s.opts)
             .bucket(&s.bucket)
             .key(to)
             .set_content_type(src.content_type.clone())
@@ -364,9 +362,7 @@ pub(crate) async fn put_object(
     if let Some(lean) = &s.lean {
         return lean_put(s, lean, key, data, opts, part, if_none_match, if_match).await;
     }
-    let mut req = s
-        .client
-        .put_object()
+    let mut req = stored_as!(s.client.put_object(), &s.opts)
         .bucket(&s.bucket)
         .key(key)
         .body(data.into())
@@ -427,6 +423,9 @@ async fn lean_put(
     if let Some(v) = &opts.content_type {
         headers.push((h("content-type"), v.clone()));
     }
+    for (name, v) in s.opts.stored_as_headers() {
+        headers.push((h(name), v));
+    }
     for (k, v) in &opts.metadata {
         let name = HeaderName::try_from(format!("x-amz-meta-{k}")).map_err(|_| {
             Error::invalid_input(format!("metadata name '{k}' is not a valid header name"))
@@ -477,8 +476,9 @@ async fn lean_put(
 /// repeats it). After a failure that surely did nothing (throttled, never connected) it is
 /// sent again. After one whose outcome is unknown (a reset, a timeout, a 5xx: it may have
 /// landed, and a repeat would then fail its own condition) the object is looked at first:
-/// an ETag equal to the MD5 of our bytes (what S3 answers for a single PUT) means our write
-/// is there, and the PUT succeeded; otherwise it is sent again, and a conflict after an
+/// an ETag equal to the MD5 of our bytes (what S3 answers for a single PUT; under SSE-KMS,
+/// whose ETags are not MD5s, the stored CRC32C equal to ours) means our write is there, and
+/// the PUT succeeded; otherwise it is sent again, and a conflict after an
 /// unknown outcome is looked at the same way before it is reported. (Another writer storing
 /// the very same bytes in that window is taken for ours: the object is the same either way.)
 async fn conditional_put(
@@ -493,7 +493,6 @@ async fn conditional_put(
     let size = data.len() as u64;
     let uri = s.uri(key);
     let create = headers.iter().any(|(k, _)| k == "if-none-match");
-    let ours = hex(&<md5::Md5 as md5::Digest>::digest(&data));
     let backoff = s3dlio_store_core::RetryPolicy::default();
     let mut unknown = false;
     let mut attempt = 1;
@@ -525,7 +524,7 @@ async fn conditional_put(
         );
         if (conflict && unknown) || (e.is_retryable() && !e.surely_unperformed()) {
             unknown = true;
-            if let Some(etag) = landed(s, key, &ours).await {
+            if let Some(etag) = landed(s, lean, key, headers, &data).await {
                 tracing::debug!(uri, error = %e, "a conditional PUT of unknown outcome had landed");
                 return Ok(PutResult {
                     etag: Some(etag),
@@ -552,12 +551,37 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The object's ETag if it is the MD5 (hex) `ours`: our write is stored.
-async fn landed(s: &Shared, key: &str, ours: &str) -> Option<String> {
-    let etag = head_object(s, key).await.ok()?.etag?;
-    etag.trim_matches('"')
-        .eq_ignore_ascii_case(ours)
-        .then_some(etag)
+/// The object's ETag if the stored object is our write of `data`, judged by what identifies
+/// its bytes: the ETag, the MD5 of a single PUT's bytes; under SSE-KMS, whose ETags are not
+/// MD5s, the CRC32C the server stored with it (asked for with `x-amz-checksum-mode`), when
+/// the PUT sent one. `None` when it is not ours or cannot be told.
+async fn landed(
+    s: &Shared,
+    lean: &LeanBucket,
+    key: &str,
+    headers: &[(HeaderName, String)],
+    data: &Bytes,
+) -> Option<String> {
+    if s.opts.etag_is_md5() {
+        let etag = head_object(s, key).await.ok()?.etag?;
+        let ours = hex(&<md5::Md5 as md5::Digest>::digest(data));
+        return etag
+            .trim_matches('"')
+            .eq_ignore_ascii_case(&ours)
+            .then_some(etag);
+    }
+    let (_, crc) = headers.iter().find(|(k, _)| k == "x-amz-checksum-crc32c")?;
+    let mode = [(
+        HeaderName::from_static("x-amz-checksum-mode"),
+        "ENABLED".to_owned(),
+    )];
+    let r = lean_bodiless(s, lean, Operation::Head, http::Method::HEAD, key, &mode)
+        .await
+        .ok()?;
+    if r.header("x-amz-checksum-crc32c") != Some(crc.as_str()) {
+        return None;
+    }
+    r.header("etag").map(str::to_owned)
 }
 
 /// A lean request on `key` without a body (HEAD, DELETE): repeatable, so it gets the
@@ -568,13 +592,14 @@ async fn lean_bodiless(
     op: Operation,
     method: http::Method,
     key: &str,
+    headers: &[(HeaderName, String)],
 ) -> Result<crate::lean::LeanResponse> {
     let attempts = s.opts.lean_attempts(false);
     lean.send(
         op,
         method,
         key,
-        &[],
+        headers,
         Bytes::new(),
         Payload::Unsigned,
         attempts,
@@ -587,7 +612,7 @@ async fn lean_bodiless(
 /// HeadObject, as our metadata.
 pub(crate) async fn head_object(s: &Shared, key: &str) -> Result<ObjectMeta> {
     if let Some(lean) = &s.lean {
-        let r = lean_bodiless(s, lean, Operation::Head, http::Method::HEAD, key).await?;
+        let r = lean_bodiless(s, lean, Operation::Head, http::Method::HEAD, key, &[]).await?;
         return Ok(r.meta(key, r.content_length().unwrap_or(0)));
     }
     let out = s
@@ -723,7 +748,7 @@ impl ObjectStore for S3Store {
         validate_key(key).map_err(|e| e.context(Operation::Delete, s.uri(key)))?;
         if let Some(lean) = &s.lean {
             // Idempotent (S3 answers 204 for a missing key too), so every attempt is safe.
-            return lean_bodiless(s, lean, Operation::Delete, http::Method::DELETE, key)
+            return lean_bodiless(s, lean, Operation::Delete, http::Method::DELETE, key, &[])
                 .await
                 .map(|_| ());
         }
@@ -810,9 +835,7 @@ impl ObjectStore for S3Store {
         if opts.create_only || src.size > MAX_SINGLE_COPY {
             return self.multipart_copy(from, to, &src, opts.create_only).await;
         }
-        let out = s
-            .client
-            .copy_object()
+        let out = stored_as!(s.client.copy_object(), &s.opts)
             .bucket(&s.bucket)
             .key(to)
             .copy_source(encode_copy_source(&s.bucket, from))

@@ -74,9 +74,7 @@ impl S3Writer {
 
     async fn start_upload(&mut self) -> Result<()> {
         let s = &self.shared;
-        let mut req = s
-            .client
-            .create_multipart_upload()
+        let mut req = stored_as!(s.client.create_multipart_upload(), &s.opts)
             .bucket(&s.bucket)
             .key(&self.key)
             .set_content_type(self.opts.content_type.clone())

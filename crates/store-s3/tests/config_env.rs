@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::{keys, unique_prefix, Server};
 use s3dlio_store_core::{ErrorKind, ObjectStoreExt};
-use s3dlio_store_s3::{S3Options, S3Store, UploadIntegrity};
+use s3dlio_store_s3::{S3Options, S3Store, ServerSideEncryption, UploadIntegrity};
 
 fn clear_aws_env() {
     for (k, _) in std::env::vars() {
@@ -159,5 +159,41 @@ async fn environment_profiles_and_explicit_options() {
     );
     std::env::remove_var("S3DLIO_UPLOAD_INTEGRITY");
     std::env::remove_var("S3DLIO_WIRE_REQUESTS");
+
+    // 7. Encryption and storage class of what is written.
+    std::env::set_var("S3DLIO_SSE", "aws:kms");
+    std::env::set_var("S3DLIO_SSE_KMS_KEY_ID", "alias/training-data");
+    std::env::set_var("S3DLIO_SSE_BUCKET_KEY", "true");
+    std::env::set_var("S3DLIO_STORAGE_CLASS", "INTELLIGENT_TIERING");
+    let o = S3Options::default().with_env_overrides().unwrap();
+    assert_eq!(
+        o.server_side_encryption,
+        Some(ServerSideEncryption::Kms {
+            key_id: Some("alias/training-data".into()),
+            bucket_key: Some(true),
+        })
+    );
+    assert_eq!(o.storage_class.as_deref(), Some("INTELLIGENT_TIERING"));
+    std::env::set_var("S3DLIO_STORAGE_CLASS", "cold");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert!(e.to_string().contains("storage class 'cold'"), "{e}");
+    std::env::remove_var("S3DLIO_STORAGE_CLASS");
+    // A key with SSE-S3, a key without any encryption, and an unknown kind: refused by name.
+    std::env::set_var("S3DLIO_SSE", "AES256");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert!(e.to_string().contains("S3DLIO_SSE: a KMS key id"), "{e}");
+    std::env::remove_var("S3DLIO_SSE");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert!(e.to_string().contains("need S3DLIO_SSE=aws:kms"), "{e}");
+    std::env::remove_var("S3DLIO_SSE_KMS_KEY_ID");
+    std::env::remove_var("S3DLIO_SSE_BUCKET_KEY");
+    std::env::set_var("S3DLIO_SSE", "rot13");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("S3DLIO_SSE: 'rot13'"), "{e}");
+    std::env::set_var("S3DLIO_SSE", "sse-s3");
+    let o = S3Options::default().with_env_overrides().unwrap();
+    assert_eq!(o.server_side_encryption, Some(ServerSideEncryption::S3));
+    std::env::remove_var("S3DLIO_SSE");
     let _ = std::fs::remove_dir_all(&dir);
 }

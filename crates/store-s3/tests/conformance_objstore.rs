@@ -314,4 +314,77 @@ mod specific {
         assert_eq!(s.get_bytes(&key).await.unwrap(), "from env");
         s.delete(&key).await.unwrap();
     }
+
+    #[tokio::test]
+    async fn encryption_and_storage_class_apply_and_a_classed_copy_is_refused() {
+        use s3dlio_store_core::CopyOptions;
+        use s3dlio_store_s3::ServerSideEncryption;
+        let kms_key = "arn:aws:kms:us-east-1:123456789012:key/s3dlio-objs";
+        let sse = ServerSideEncryption::Kms {
+            key_id: Some(kms_key.to_owned()),
+            bucket_key: None,
+        };
+        let opts = S3Options {
+            server_side_encryption: Some(sse.clone()),
+            storage_class: Some("STANDARD_IA".into()),
+            part_size: 5 * MIB,
+            multipart_threshold: 5 * MIB,
+            ..options(Server::Moto)
+        };
+        let s = with(Server::Moto, opts.clone()).await;
+        let native = store(Server::Moto).await;
+        let prefix = unique_prefix("objs-stored-as");
+        let (small, big) = (format!("{prefix}small"), format!("{prefix}big"));
+        s.put_bytes(&small, Bytes::from_static(b"x")).await.unwrap();
+        let data = Bytes::from(vec![7u8; 6 * MIB]);
+        s.put_bytes(&big, data.clone()).await.unwrap();
+        for key in [&small, &big] {
+            let h = native
+                .client()
+                .head_object()
+                .bucket(Server::Moto.bucket())
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                h.server_side_encryption().map(|e| e.as_str()),
+                Some("aws:kms"),
+                "{key}"
+            );
+            assert_eq!(h.ssekms_key_id(), Some(kms_key), "{key}");
+            assert_eq!(
+                h.storage_class().map(|c| c.as_str()),
+                Some("STANDARD_IA"),
+                "{key}"
+            );
+        }
+        // object_store's copy cannot set the class: refused, not done without it.
+        let e = s
+            .copy(&small, &format!("{prefix}copy"), CopyOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotSupported, "{e}");
+        assert!(e.to_string().contains("storage_class"), "{e}");
+        // Encryption alone copies, encrypted.
+        let s = with(
+            Server::Moto,
+            S3Options {
+                storage_class: None,
+                ..opts
+            },
+        )
+        .await;
+        let copy = format!("{prefix}copy");
+        s.copy(&small, &copy, CopyOptions::default()).await.unwrap();
+        let h = native
+            .client()
+            .head_object()
+            .bucket(Server::Moto.bucket())
+            .key(&copy)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(h.ssekms_key_id(), Some(kms_key));
+    }
 }

@@ -507,3 +507,137 @@ async fn every_upload_integrity_mode_round_trips() {
         }
     }
 }
+
+/// How each object was stored, as HeadObject reports it: (encryption, KMS key, storage class).
+async fn stored_as(client: &aws_sdk_s3::Client, key: &str) -> (String, Option<String>, String) {
+    let h = client
+        .head_object()
+        .bucket(Server::Moto.bucket())
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+    (
+        h.server_side_encryption()
+            .map_or("none".into(), |e| e.as_str().to_owned()),
+        h.ssekms_key_id().map(str::to_owned),
+        h.storage_class()
+            .map_or("none".into(), |c| c.as_str().to_owned()),
+    )
+}
+
+#[tokio::test]
+async fn encryption_and_storage_class_go_on_every_write_path() {
+    use s3dlio_store_core::CopyOptions;
+    use s3dlio_store_s3::ServerSideEncryption;
+    // moto: SeaweedFS has no KMS to encrypt with. It stores and reports both settings.
+    let kms_key = "arn:aws:kms:us-east-1:123456789012:key/s3dlio-test";
+    let cases = [
+        (
+            Some(ServerSideEncryption::Kms {
+                key_id: Some(kms_key.to_owned()),
+                bucket_key: Some(true),
+            }),
+            Some("STANDARD_IA"),
+        ),
+        (Some(ServerSideEncryption::S3), Some("GLACIER_IR")),
+        (None, Some("INTELLIGENT_TIERING")),
+        (
+            Some(ServerSideEncryption::Kms {
+                key_id: None,
+                bucket_key: None,
+            }),
+            None,
+        ),
+    ];
+    for (sse, class) in cases {
+        let what = format!("{sse:?} {class:?}");
+        let opts = S3Options {
+            server_side_encryption: sse.clone(),
+            storage_class: class.map(str::to_owned),
+            part_size: 5 * MIB,
+            multipart_threshold: 5 * MIB,
+            ..options(Server::Moto)
+        };
+        let store = store_with(Server::Moto, opts).await;
+        let prefix = unique_prefix("stored-as");
+        let big = pattern(11, 6 * MIB);
+        // A single PUT (lean path), a conditional one, a multipart PUT (SDK), a streamed
+        // write, a copy and a create-only copy (a multipart copy).
+        let small = format!("{prefix}small");
+        store
+            .put_bytes(&small, Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let created = format!("{prefix}created");
+        store
+            .put(&created, Bytes::from_static(b"y"), PutOptions::create())
+            .await
+            .unwrap();
+        let multipart = format!("{prefix}multipart");
+        store.put_bytes(&multipart, big.clone()).await.unwrap();
+        let streamed = format!("{prefix}streamed");
+        let mut w = store
+            .writer(&streamed, PutOptions::default())
+            .await
+            .unwrap();
+        for chunk in big.chunks(MIB) {
+            w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        w.complete().await.unwrap();
+        let copied = format!("{prefix}copied");
+        store
+            .copy(&small, &copied, CopyOptions::default())
+            .await
+            .unwrap();
+        let copied_new = format!("{prefix}copied-new");
+        store
+            .copy(&multipart, &copied_new, CopyOptions { create_only: true })
+            .await
+            .unwrap();
+        let want = (
+            sse.as_ref()
+                .map_or("none".into(), |e| e.as_str().to_owned()),
+            sse.as_ref().and_then(|e| match e {
+                ServerSideEncryption::Kms { key_id, .. } => key_id.clone(),
+                ServerSideEncryption::S3 => None,
+            }),
+            class.unwrap_or("none").to_owned(),
+        );
+        for key in [
+            &small,
+            &created,
+            &multipart,
+            &streamed,
+            &copied,
+            &copied_new,
+        ] {
+            assert_eq!(stored_as(store.client(), key).await, want, "{what}: {key}");
+        }
+        assert_same(&store.get_bytes(&streamed).await.unwrap(), &big, &what);
+    }
+    // Bad settings are refused before any request, naming what is wrong.
+    for (opts, needle) in [
+        (
+            S3Options {
+                storage_class: Some("standard ia".into()),
+                ..options(Server::Moto)
+            },
+            "storage class",
+        ),
+        (
+            S3Options {
+                server_side_encryption: Some(ServerSideEncryption::Kms {
+                    key_id: Some(" ".into()),
+                    bucket_key: None,
+                }),
+                ..options(Server::Moto)
+            },
+            "KMS key id",
+        ),
+    ] {
+        let e = S3Store::new(Server::Moto.bucket(), opts).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+}

@@ -20,6 +20,8 @@ struct Seen {
     connections: usize,
     requests: HashMap<String, usize>,
     bodies: HashMap<String, Vec<u8>>,
+    /// The CRC32C a PUT sent (what a server stores and shows a HEAD in checksum mode).
+    checksums: HashMap<String, String>,
 }
 
 /// Serves `/b/<name>`: `plain` (5 bytes, keep-alive), `chunked` (the same bytes in chunked
@@ -28,7 +30,10 @@ struct Seen {
 /// `put-ok` (200, no body), `put-continue` (the same after a `100 Continue`),
 /// `put-chunked` (200 in chunked encoding), `put-denied` (403 with an error document),
 /// `put-refused-early` (the same before the body is read, then the connection closed); a
-/// HEAD gets a GET's head without its body, a DELETE of `gone` a 204.
+/// HEAD gets a GET's head without its body, a DELETE of `gone` a 204. As under SSE-KMS
+/// (ETags that are not MD5s): a PUT to `kms-lost` is stored and its answer lost, a PUT to
+/// `kms-taken` finds someone else's object (its answer lost, then 412); a HEAD of either in
+/// checksum mode shows the stored CRC32C.
 async fn serve() -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -89,12 +94,46 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
             }
         }
         let body: Vec<u8> = buf.drain(..length).collect();
-        {
+        let method = head.split(' ').next().unwrap_or("").to_owned();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+        };
+        let puts = {
             let mut seen = seen.lock().unwrap();
+            *seen.requests.entry(format!("{method} {name}")).or_default() += 1;
             *seen.requests.entry(name.clone()).or_default() += 1;
             seen.bodies.insert(name.clone(), body);
+            if method == "PUT" && name == "kms-lost" {
+                let crc = header("x-amz-checksum-crc32c").unwrap_or_default();
+                seen.checksums.insert(name.clone(), crc);
+            }
+            seen.requests[&format!("{method} {name}")]
+        };
+        if name.starts_with("kms-") {
+            let answer = match (method.as_str(), puts) {
+                // Stored (or someone else's is there), and the answer lost.
+                ("PUT", 1) => return,
+                ("PUT", _) => "HTTP/1.1 412 Precondition Failed\r\ncontent-length: 92\r\n\r\n<Error><Code>PreconditionFailed</Code><Message>no</Message><RequestId>R3</RequestId></Error>".to_owned(),
+                _ => {
+                    let stored = seen.lock().unwrap().checksums.get(&name).cloned();
+                    let crc = match header("x-amz-checksum-mode") {
+                        Some(m) if m.eq_ignore_ascii_case("enabled") => format!(
+                            "x-amz-checksum-crc32c: {}\r\n",
+                            stored.unwrap_or_else(|| "AAAAAA==".into())
+                        ),
+                        _ => String::new(),
+                    };
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: 5\r\netag: \"kms-etag\"\r\n{crc}\r\n")
+                }
+            };
+            if conn.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
         }
-        let method = head.split(' ').next().unwrap_or("").to_owned();
         let answer: &[u8] = match name.as_str() {
             "plain" | "drop-idle" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\netag: \"e\"\r\n\r\nhello",
             "chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\netag: \"e\"\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
@@ -143,25 +182,24 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
     }
 }
 
+fn options(url: &str) -> S3Options {
+    S3Options {
+        endpoint_url: Some(url.to_owned()),
+        region: Some("us-east-1".into()),
+        force_path_style: Some(true),
+        credentials: Some(StaticCredentials {
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            session_token: None,
+        }),
+        // One attempt: a stale connection must not be hidden by a retry.
+        max_attempts: 1,
+        ..S3Options::default()
+    }
+}
+
 async fn store(url: &str) -> S3Store {
-    S3Store::new(
-        "b",
-        S3Options {
-            endpoint_url: Some(url.to_owned()),
-            region: Some("us-east-1".into()),
-            force_path_style: Some(true),
-            credentials: Some(StaticCredentials {
-                access_key_id: "k".into(),
-                secret_access_key: "s".into(),
-                session_token: None,
-            }),
-            // One attempt: a stale connection must not be hidden by a retry.
-            max_attempts: 1,
-            ..S3Options::default()
-        },
-    )
-    .await
-    .unwrap()
+    S3Store::new("b", options(url)).await.unwrap()
 }
 
 #[tokio::test]
@@ -336,4 +374,60 @@ async fn heads_and_deletes_share_the_connection() {
         seen.connections, 1,
         "one connection for 4 HEADs, 3 DELETEs and a GET"
     );
+}
+
+#[tokio::test]
+async fn under_sse_kms_a_lost_conditional_put_is_settled_by_its_crc32c() {
+    use s3dlio_store_core::PutOptions;
+    use s3dlio_store_s3::ServerSideEncryption;
+    let (url, seen) = serve().await;
+    let kms = S3Options {
+        server_side_encryption: Some(ServerSideEncryption::Kms {
+            key_id: None,
+            bucket_key: None,
+        }),
+        max_attempts: 3,
+        ..options(&url)
+    };
+    let store = S3Store::new("b", kms).await.unwrap();
+    // Our bytes landed (the stored CRC32C is ours): a success, and no second PUT.
+    let r = store
+        .put(
+            "kms-lost",
+            Bytes::from_static(b"hello"),
+            PutOptions::create(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.etag.as_deref(), Some("\"kms-etag\""));
+    assert_eq!(seen.lock().unwrap().requests["PUT kms-lost"], 1);
+    // Someone else's object (another CRC32C): sent again, and the conflict reported.
+    let e = store
+        .put(
+            "kms-taken",
+            Bytes::from_static(b"hello"),
+            PutOptions::create(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(seen.lock().unwrap().requests["PUT kms-taken"], 2);
+    // Without SSE-KMS the ETag would be the MD5 of the bytes; this one is not, so the same
+    // lost answer is not taken for ours.
+    let plain = S3Options {
+        max_attempts: 3,
+        ..options(&url)
+    };
+    let plain = S3Store::new("b", plain).await.unwrap();
+    seen.lock().unwrap().requests.clear();
+    let e = plain
+        .put(
+            "kms-lost",
+            Bytes::from_static(b"hello"),
+            PutOptions::create(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(seen.lock().unwrap().requests["PUT kms-lost"], 2);
 }

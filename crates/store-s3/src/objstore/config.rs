@@ -10,7 +10,7 @@ use object_store::aws::{
 use object_store::{Certificate, ClientOptions, RetryConfig, StaticCredentialProvider};
 use s3dlio_store_core::{Error, ErrorKind, Result};
 
-use crate::config::{S3Options, UploadIntegrity};
+use crate::config::{S3Options, ServerSideEncryption, UploadIntegrity};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -123,6 +123,20 @@ pub(crate) fn build(bucket: &str, opts: &S3Options) -> Result<AmazonS3> {
             secret_key: c.secret_access_key.clone(),
             token: c.session_token.clone(),
         })));
+    }
+
+    if let Some(sse) = &opts.server_side_encryption {
+        // object_store names its encryption keys only as strings.
+        let kind: AmazonS3ConfigKey = "aws_server_side_encryption".parse().map_err(config_error)?;
+        b = b.with_config(kind, sse.as_str());
+        if let ServerSideEncryption::Kms { key_id, bucket_key } = sse {
+            if let Some(k) = key_id {
+                b = b.with_sse_kms_encryption(k);
+            }
+            if let Some(on) = bucket_key {
+                b = b.with_bucket_key(*on);
+            }
+        }
     }
 
     // Conditional writes and create-only copies are part of the trait's contract: never

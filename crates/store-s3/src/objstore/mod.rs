@@ -182,11 +182,15 @@ impl ObjectStoreS3 {
     }
 }
 
-/// The attributes of a write: content type and user metadata.
-fn attributes(opts: &PutOptions) -> Attributes {
-    let mut attrs = Attributes::with_capacity(opts.metadata.len() + 1);
+/// The attributes of a write: content type, user metadata and the store's storage class
+/// (its encryption is in the client's configuration).
+fn attributes(opts: &PutOptions, store: &S3Options) -> Attributes {
+    let mut attrs = Attributes::with_capacity(opts.metadata.len() + 2);
     if let Some(ct) = &opts.content_type {
         attrs.insert(Attribute::ContentType, ct.clone().into());
+    }
+    if let Some(c) = &store.storage_class {
+        attrs.insert(Attribute::StorageClass, c.clone().into());
     }
     for (k, v) in &opts.metadata {
         attrs.insert(Attribute::Metadata(k.clone().into()), v.clone().into());
@@ -237,7 +241,7 @@ async fn put_single(
             payload,
             object_store::PutOptions {
                 mode,
-                attributes: attributes(opts),
+                attributes: attributes(opts, &s.opts),
                 ..Default::default()
             },
         )
@@ -411,6 +415,15 @@ impl ObjectStore for ObjectStoreS3 {
 
     async fn copy(&self, from: &str, to: &str, opts: CopyOptions) -> Result<PutResult> {
         let s = &self.shared;
+        if s.opts.storage_class.is_some() {
+            // object_store's copy takes no attributes: the copy would not get the class.
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                "copy with a storage_class is not supported by the object_store backend \
+                 (the native backend does it)",
+            )
+            .context(Operation::Copy, self.uri(to)));
+        }
         let from_path = path_of(from).map_err(|e| e.context(Operation::Copy, self.uri(from)))?;
         let to_path = path_of(to).map_err(|e| e.context(Operation::Copy, self.uri(to)))?;
         let copied = if opts.create_only {

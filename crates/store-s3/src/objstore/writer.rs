@@ -89,7 +89,7 @@ impl ObjStoreWriter {
             .put_multipart_opts(
                 &self.path,
                 PutMultipartOptions {
-                    attributes: attributes(&self.opts),
+                    attributes: attributes(&self.opts, &self.shared.opts),
                     ..Default::default()
                 },
             )
