@@ -47,6 +47,10 @@ pub struct S3Flags {
     /// PEM file of extra CA certificates to trust (else AWS_CA_BUNDLE).
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+    /// Send S3 requests unsigned, without credentials: public buckets (else
+    /// S3DLIO_NO_SIGN_REQUEST).
+    #[arg(long, global = true)]
+    pub no_sign_request: bool,
 }
 
 impl S3Flags {
@@ -55,6 +59,7 @@ impl S3Flags {
             || self.region.is_some()
             || self.profile.is_some()
             || self.ca_bundle.is_some()
+            || self.no_sign_request
     }
 }
 

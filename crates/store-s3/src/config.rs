@@ -73,6 +73,10 @@ pub struct S3Options {
     pub force_path_style: Option<bool>,
     /// Explicit credentials instead of the standard chain.
     pub credentials: Option<StaticCredentials>,
+    /// Send requests unsigned, with no credentials at all: anonymous access to public
+    /// buckets (open datasets), like `aws s3 --no-sign-request`. Else
+    /// `S3DLIO_NO_SIGN_REQUEST`. Not together with `credentials` or `profile`.
+    pub no_sign_request: bool,
     /// Reads are split into ranged GETs of this size (default 8 MiB).
     pub get_part_size: usize,
     /// Ranged GETs in flight for one object (default 8).
@@ -144,6 +148,7 @@ impl Default for S3Options {
             ca_bundle: None,
             force_path_style: None,
             credentials: None,
+            no_sign_request: false,
             get_part_size: 8 * MIB,
             get_concurrency: 8,
             multipart_threshold: 16 * MIB,
@@ -307,6 +312,13 @@ impl S3Options {
         if self.endpoint_url.is_some() && !self.endpoints.is_empty() {
             return bad("set endpoint_url or endpoints, not both".into());
         }
+        if self.no_sign_request && (self.credentials.is_some() || self.profile.is_some()) {
+            return bad(
+                "no_sign_request sends no credentials: not together with credentials \
+                 or profile"
+                    .into(),
+            );
+        }
         if let Some(c) = &self.storage_class {
             let ok = !c.is_empty()
                 && c.bytes()
@@ -364,7 +376,7 @@ impl S3Options {
     /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`, `S3DLIO_BUFFER_POOL_BYTES`,
     /// `S3DLIO_LEAN_REQUESTS`, `S3DLIO_WIRE_REQUESTS`, `S3DLIO_UPLOAD_INTEGRITY`,
     /// `S3DLIO_SSE` (with `S3DLIO_SSE_KMS_KEY_ID`, `S3DLIO_SSE_BUCKET_KEY`),
-    /// `S3DLIO_STORAGE_CLASS`, and the endpoint list and balancing. Sizes take units (`8MiB`). A value
+    /// `S3DLIO_STORAGE_CLASS`, `S3DLIO_NO_SIGN_REQUEST`, and the endpoint list and balancing. Sizes take units (`8MiB`). A value
     /// that does not parse is an error naming the variable.
     pub fn with_env_overrides(mut self) -> Result<Self> {
         fn get<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
@@ -404,6 +416,9 @@ impl S3Options {
         }
         if let Some(v) = get("S3DLIO_LEAN_REQUESTS", parse_bool)? {
             self.lean_requests = v;
+        }
+        if let Some(v) = get("S3DLIO_NO_SIGN_REQUEST", parse_bool)? {
+            self.no_sign_request = v;
         }
         if let Some(v) = get("S3DLIO_WIRE_REQUESTS", parse_bool)? {
             self.wire_requests = v;
@@ -497,6 +512,9 @@ impl S3Options {
         if let Some(ep) = &endpoint {
             loader = loader.endpoint_url(ep);
         }
+        if self.no_sign_request {
+            loader = loader.no_credentials();
+        }
         if let Some(c) = &self.credentials {
             loader = loader.credentials_provider(Credentials::new(
                 c.access_key_id.clone(),
@@ -552,8 +570,12 @@ impl S3Options {
                 "us-east-1".to_owned()
             }
         };
-        let lean = match (self.lean_requests, shared.credentials_provider()) {
-            (true, Some(credentials)) => Some(LeanClient::new(LeanConfig {
+        let credentials = shared.credentials_provider();
+        let lean = match (
+            self.lean_requests,
+            credentials.is_some() || self.no_sign_request,
+        ) {
+            (true, true) => Some(LeanClient::new(LeanConfig {
                 region,
                 endpoint_url: shared.endpoint_url().map(str::to_owned),
                 force_path_style: path_style,

@@ -59,7 +59,8 @@ pub(crate) struct LeanConfig {
     pub force_path_style: bool,
     pub use_fips: bool,
     pub use_dual_stack: bool,
-    pub credentials: SharedCredentialsProvider,
+    /// `None`: requests go unsigned (anonymous access to public buckets).
+    pub credentials: Option<SharedCredentialsProvider>,
     pub ca_bundle_pem: Option<Vec<u8>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
@@ -196,20 +197,18 @@ impl LeanClient {
         if let Some(c) = self.creds.read().await.as_ref().filter(|c| fresh(c)) {
             return Ok(c.clone());
         }
-        let c = self
-            .cfg
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Unauthenticated,
-                    format!(
-                        "no AWS credentials: {}",
-                        aws_smithy_types::error::display::DisplayErrorContext(&e)
-                    ),
-                )
-            })?;
+        let Some(provider) = &self.cfg.credentials else {
+            return Err(Error::other("no credentials provider"));
+        };
+        let c = provider.provide_credentials().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!(
+                    "no AWS credentials: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                ),
+            )
+        })?;
         *self.creds.write().await = Some(c.clone());
         Ok(c)
     }
@@ -592,6 +591,10 @@ impl LeanBucket {
     }
 
     async fn sign<B>(&self, req: &mut http::Request<B>, body: Option<&[u8]>) -> Result<()> {
+        if self.client.cfg.credentials.is_none() {
+            // Anonymous (`no_sign_request`): sent as they are.
+            return Ok(());
+        }
         let creds = self.client.credentials().await?;
         let identity = creds.into();
         let mut settings = SigningSettings::default();

@@ -195,5 +195,18 @@ async fn environment_profiles_and_explicit_options() {
     let o = S3Options::default().with_env_overrides().unwrap();
     assert_eq!(o.server_side_encryption, Some(ServerSideEncryption::S3));
     std::env::remove_var("S3DLIO_SSE");
+
+    // 8. Unsigned requests (public buckets).
+    std::env::set_var("S3DLIO_NO_SIGN_REQUEST", "1");
+    assert!(
+        S3Options::default()
+            .with_env_overrides()
+            .unwrap()
+            .no_sign_request
+    );
+    std::env::set_var("S3DLIO_NO_SIGN_REQUEST", "perhaps");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert!(e.to_string().contains("S3DLIO_NO_SIGN_REQUEST"), "{e}");
+    std::env::remove_var("S3DLIO_NO_SIGN_REQUEST");
     let _ = std::fs::remove_dir_all(&dir);
 }

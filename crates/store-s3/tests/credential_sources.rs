@@ -157,8 +157,9 @@ async fn relay(target: String) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
 }
 
 /// The requests in each connection's recorded bytes (heads parsed, bodies skipped by their
-/// length or chunks), as (request line, value of `x-amz-security-token`).
-fn requests(sent: &[Vec<u8>]) -> Vec<(String, Option<String>)> {
+/// length or chunks), as (request line, value of `x-amz-security-token`, whether it is
+/// signed: has an `authorization` header).
+fn requests(sent: &[Vec<u8>]) -> Vec<(String, Option<String>, bool)> {
     let mut out = Vec::new();
     for mut rest in sent.iter().map(Vec::as_slice) {
         while !rest.is_empty() {
@@ -174,7 +175,11 @@ fn requests(sent: &[Vec<u8>]) -> Vec<(String, Option<String>)> {
                     .map(|h| String::from_utf8_lossy(h.value).into_owned())
             };
             let line = format!("{} {}", req.method.unwrap(), req.path.unwrap());
-            out.push((line, value("x-amz-security-token")));
+            out.push((
+                line,
+                value("x-amz-security-token"),
+                value("authorization").is_some(),
+            ));
             rest = &rest[head..];
             if let Some(len) = value("content-length") {
                 rest = &rest[len.parse::<usize>().unwrap()..];
@@ -207,8 +212,9 @@ fn requests(sent: &[Vec<u8>]) -> Vec<(String, Option<String>)> {
 fn all_carry(sent: &[Vec<u8>], token: &str, min: usize) {
     let reqs = requests(sent);
     assert!(reqs.len() >= min, "{} requests: {reqs:?}", reqs.len());
-    for (line, t) in &reqs {
+    for (line, t, signed) in &reqs {
         assert_eq!(t.as_deref(), Some(token), "{line}");
+        assert!(signed, "{line}");
     }
 }
 
@@ -232,12 +238,15 @@ async fn store_at(endpoint: &str) -> S3Store {
 /// PUT (small, on the wire path, and multipart, through the SDK), GET, stat, list and delete
 /// through a store whose credentials come from the environment's chain.
 async fn round_trip(endpoint: &str, what: &str) {
-    let bucket = Server::Moto.bucket();
+    round_trip_with(endpoint, Server::Moto.bucket(), what, S3Options::default()).await;
+}
+
+async fn round_trip_with(endpoint: &str, bucket: &str, what: &str, base: S3Options) {
     let opts = S3Options {
         endpoint_url: Some(endpoint.to_owned()),
         multipart_threshold: 5 << 20,
         part_size: 5 << 20,
-        ..S3Options::default()
+        ..base
     };
     let store = S3Store::new(bucket, opts)
         .await
@@ -424,7 +433,7 @@ async fn web_identity_and_instance_metadata_credentials() {
         }
     }))
     .await;
-    let (s3, sent) = relay(target).await;
+    let (s3, sent) = relay(target.clone()).await;
     std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds);
     let store = store_at(&s3).await;
     let key = format!("{}rotating", unique_prefix("imds"));
@@ -435,7 +444,7 @@ async fn web_identity_and_instance_metadata_credentials() {
     assert_eq!(store.get_bytes(&key).await.unwrap(), "r");
     let tokens: Vec<_> = requests(&sent.lock().unwrap())
         .into_iter()
-        .map(|(line, t)| t.unwrap_or_else(|| panic!("{line}: no session token")))
+        .map(|(line, t, _)| t.unwrap_or_else(|| panic!("{line}: no session token")))
         .collect();
     let issued = fetches.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(tokens.len(), 2, "{tokens:?}");
@@ -469,5 +478,70 @@ async fn web_identity_and_instance_metadata_credentials() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
     assert!(e.to_string().contains("credentials"), "{e}");
+
+    // 5. Unsigned (`no_sign_request`), as for public buckets: no credentials are looked for
+    //    (the metadata server above is never asked), and no request carries a signature.
+    let (imds, imds_seen) = scripted(Arc::new(|_: &Seen| (404, vec![], String::new()))).await;
+    std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds);
+    let (s3, sent) = relay(target).await;
+    let unsigned = S3Options {
+        no_sign_request: true,
+        ..S3Options::default()
+    };
+    // A bucket open to anyone by its policy (a private one refuses unsigned requests).
+    let public = "s3dlio-public";
+    let owner = S3Store::new(public, common::options(Server::Moto))
+        .await
+        .unwrap();
+    if let Err(e) = owner.create_bucket().await {
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    }
+    let policy = format!(
+        "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\
+         \"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"arn:aws:s3:::{public}\",\
+         \"arn:aws:s3:::{public}/*\"]}}]}}"
+    );
+    owner
+        .client()
+        .put_bucket_policy()
+        .bucket(public)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    round_trip_with(&s3, public, "unsigned", unsigned.clone()).await;
+    let reqs = requests(&sent.lock().unwrap());
+    assert!(reqs.len() >= 10, "{reqs:?}");
+    for (line, token, signed) in &reqs {
+        assert!(!signed && token.is_none(), "{line}: signed");
+    }
+    assert!(
+        imds_seen.lock().unwrap().is_empty(),
+        "credentials looked for"
+    );
+    // A server that wants signatures refuses it, clearly.
+    let seaweed = S3Store::new(
+        Server::SeaweedFs.bucket(),
+        S3Options {
+            endpoint_url: Some(Server::SeaweedFs.endpoint()),
+            ..unsigned.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let e = seaweed.get_bytes("anything").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    // With credentials given too, it is refused before any request.
+    let e = S3Store::new(
+        Server::Moto.bucket(),
+        S3Options {
+            credentials: common::options(Server::Moto).credentials,
+            ..unsigned
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("no_sign_request"), "{e}");
     clear_aws_env();
 }

@@ -107,6 +107,9 @@ pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
     if let Some(v) = &flags.ca_bundle {
         o.ca_bundle = Some(v.clone());
     }
+    if flags.no_sign_request {
+        o.no_sign_request = true;
+    }
     o.validate()?;
     Ok(o)
 }

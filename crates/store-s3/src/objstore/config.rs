@@ -115,6 +115,9 @@ pub(crate) fn build(bucket: &str, opts: &S3Options) -> Result<AmazonS3> {
     if let Some(r) = &opts.region {
         b = b.with_region(r);
     }
+    if opts.no_sign_request {
+        b = b.with_skip_signature(true);
+    }
     if let Some(c) = &opts.credentials {
         // A provider, not the key fields: an AWS_SESSION_TOKEN of the environment must not
         // be paired with explicit keys.
