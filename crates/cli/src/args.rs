@@ -51,6 +51,9 @@ pub struct S3Flags {
     /// S3DLIO_NO_SIGN_REQUEST).
     #[arg(long, global = true)]
     pub no_sign_request: bool,
+    /// Accept a Requester Pays bucket's charges (else S3DLIO_REQUEST_PAYER).
+    #[arg(long, global = true, value_name = "requester", value_parser = ["requester"])]
+    pub request_payer: Option<String>,
 }
 
 impl S3Flags {
@@ -60,6 +63,7 @@ impl S3Flags {
             || self.profile.is_some()
             || self.ca_bundle.is_some()
             || self.no_sign_request
+            || self.request_payer.is_some()
     }
 }
 

@@ -77,6 +77,10 @@ pub struct S3Options {
     /// buckets (open datasets), like `aws s3 --no-sign-request`. Else
     /// `S3DLIO_NO_SIGN_REQUEST`. Not together with `credentials` or `profile`.
     pub no_sign_request: bool,
+    /// Accept the charges of a Requester Pays bucket (`x-amz-request-payer: requester` on
+    /// every request), as some open datasets require. Else `S3DLIO_REQUEST_PAYER`
+    /// (`requester`).
+    pub requester_pays: bool,
     /// Reads are split into ranged GETs of this size (default 8 MiB).
     pub get_part_size: usize,
     /// Ranged GETs in flight for one object (default 8).
@@ -149,6 +153,7 @@ impl Default for S3Options {
             force_path_style: None,
             credentials: None,
             no_sign_request: false,
+            requester_pays: false,
             get_part_size: 8 * MIB,
             get_concurrency: 8,
             multipart_threshold: 16 * MIB,
@@ -195,6 +200,30 @@ impl UploadIntegrity {
                 "'{v}' is not an upload integrity (crc32c, signed or none)"
             ))),
         }
+    }
+}
+
+/// Adds `x-amz-request-payer: requester` to every SDK request, before it is signed (S3
+/// refuses unsigned `x-amz-*` headers).
+#[derive(Debug)]
+struct RequesterPays;
+
+impl aws_sdk_s3::config::Intercept for RequesterPays {
+    fn name(&self) -> &'static str {
+        "RequesterPays"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-amz-request-payer", "requester");
+        Ok(())
     }
 }
 
@@ -376,7 +405,8 @@ impl S3Options {
     /// `S3DLIO_UPLOAD_CONCURRENCY`, `S3DLIO_MAX_ATTEMPTS`, `S3DLIO_BUFFER_POOL_BYTES`,
     /// `S3DLIO_LEAN_REQUESTS`, `S3DLIO_WIRE_REQUESTS`, `S3DLIO_UPLOAD_INTEGRITY`,
     /// `S3DLIO_SSE` (with `S3DLIO_SSE_KMS_KEY_ID`, `S3DLIO_SSE_BUCKET_KEY`),
-    /// `S3DLIO_STORAGE_CLASS`, `S3DLIO_NO_SIGN_REQUEST`, and the endpoint list and balancing. Sizes take units (`8MiB`). A value
+    /// `S3DLIO_STORAGE_CLASS`, `S3DLIO_NO_SIGN_REQUEST`, `S3DLIO_REQUEST_PAYER`, and the
+    /// endpoint list and balancing. Sizes take units (`8MiB`). A value
     /// that does not parse is an error naming the variable.
     pub fn with_env_overrides(mut self) -> Result<Self> {
         fn get<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
@@ -419,6 +449,14 @@ impl S3Options {
         }
         if let Some(v) = get("S3DLIO_NO_SIGN_REQUEST", parse_bool)? {
             self.no_sign_request = v;
+        }
+        if let Some(v) = get("S3DLIO_REQUEST_PAYER", |v| match v.trim() {
+            v if v.eq_ignore_ascii_case("requester") => Ok(true),
+            _ => Err(Error::invalid_input(format!(
+                "'{v}' is not a request payer (requester)"
+            ))),
+        })? {
+            self.requester_pays = v;
         }
         if let Some(v) = get("S3DLIO_WIRE_REQUESTS", parse_bool)? {
             self.wire_requests = v;
@@ -560,6 +598,9 @@ impl S3Options {
             // CRC32 on every request by default would double work on the hot path.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if self.requester_pays {
+            conf = conf.interceptor(RequesterPays);
+        }
         let region = match shared.region() {
             Some(r) => r.to_string(),
             None => {
@@ -591,6 +632,7 @@ impl S3Options {
                 connect_timeout: self.connect_timeout,
                 read_timeout: self.read_timeout,
                 wire_requests: self.wire_requests,
+                requester_pays: self.requester_pays,
             })?),
             _ => None,
         };

@@ -67,6 +67,8 @@ pub(crate) struct LeanConfig {
     /// GETs, HEADs, DELETEs and small PUTs to plain-http endpoints on the wire path (see
     /// `wire`).
     pub wire_requests: bool,
+    /// `x-amz-request-payer: requester` on every request.
+    pub requester_pays: bool,
 }
 
 /// The connection pool and credentials shared by every bucket of one client.
@@ -448,6 +450,12 @@ impl LeanBucket {
         let h = req.headers_mut();
         for (name, value) in headers {
             h.insert(name.clone(), header_value(value).map_err(|e| (e, None))?);
+        }
+        if self.client.cfg.requester_pays {
+            h.insert(
+                HeaderName::from_static("x-amz-request-payer"),
+                HeaderValue::from_static("requester"),
+            );
         }
         let signed = matches!(payload, Payload::Signed).then_some(&body[..]);
         self.sign(&mut req, signed).await.map_err(|e| (e, None))?;

@@ -208,5 +208,19 @@ async fn environment_profiles_and_explicit_options() {
     let e = S3Options::default().with_env_overrides().unwrap_err();
     assert!(e.to_string().contains("S3DLIO_NO_SIGN_REQUEST"), "{e}");
     std::env::remove_var("S3DLIO_NO_SIGN_REQUEST");
+    std::env::set_var("S3DLIO_REQUEST_PAYER", "Requester");
+    assert!(
+        S3Options::default()
+            .with_env_overrides()
+            .unwrap()
+            .requester_pays
+    );
+    std::env::set_var("S3DLIO_REQUEST_PAYER", "owner");
+    let e = S3Options::default().with_env_overrides().unwrap_err();
+    assert!(
+        e.to_string().contains("S3DLIO_REQUEST_PAYER: 'owner'"),
+        "{e}"
+    );
+    std::env::remove_var("S3DLIO_REQUEST_PAYER");
     let _ = std::fs::remove_dir_all(&dir);
 }

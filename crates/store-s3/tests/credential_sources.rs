@@ -8,12 +8,14 @@
 //! process-wide environment variables, which parallel tests would race on.
 
 mod common;
+mod relay;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::{keys, unique_prefix, Server};
+use relay::{relay, requests};
 use s3dlio_store_core::{ErrorKind, ListOptions, ObjectStore, ObjectStoreExt};
 use s3dlio_store_s3::{S3Options, S3Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,104 +119,13 @@ async fn read_request(conn: &mut TcpStream) -> Option<Seen> {
     }
 }
 
-/// A relay on 127.0.0.1 to `target` (host:port) that keeps every byte clients send, one
-/// buffer per connection.
-async fn relay(target: String) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&sent);
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect(&target).await else {
-                continue;
-            };
-            let log = Arc::clone(&log);
-            let conn = {
-                let mut log = log.lock().unwrap();
-                log.push(Vec::new());
-                log.len() - 1
-            };
-            let (mut client_rx, mut client_tx) = client.into_split();
-            let (mut server_rx, mut server_tx) = server.into_split();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 << 10];
-                while let Ok(n) = client_rx.read(&mut buf).await {
-                    if n == 0 || server_tx.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    log.lock().unwrap()[conn].extend_from_slice(&buf[..n]);
-                }
-                let _ = server_tx.shutdown().await;
-            });
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
-                let _ = client_tx.shutdown().await;
-            });
-        }
-    });
-    (url, sent)
-}
-
-/// The requests in each connection's recorded bytes (heads parsed, bodies skipped by their
-/// length or chunks), as (request line, value of `x-amz-security-token`, whether it is
-/// signed: has an `authorization` header).
-fn requests(sent: &[Vec<u8>]) -> Vec<(String, Option<String>, bool)> {
-    let mut out = Vec::new();
-    for mut rest in sent.iter().map(Vec::as_slice) {
-        while !rest.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut req = httparse::Request::new(&mut headers);
-            let Ok(httparse::Status::Complete(head)) = req.parse(rest) else {
-                panic!("a request head that does not parse");
-            };
-            let value = |name: &str| {
-                req.headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case(name))
-                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
-            };
-            let line = format!("{} {}", req.method.unwrap(), req.path.unwrap());
-            out.push((
-                line,
-                value("x-amz-security-token"),
-                value("authorization").is_some(),
-            ));
-            rest = &rest[head..];
-            if let Some(len) = value("content-length") {
-                rest = &rest[len.parse::<usize>().unwrap()..];
-            } else if value("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-                loop {
-                    let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-                    let size = std::str::from_utf8(&rest[..eol]).unwrap();
-                    let size = usize::from_str_radix(size.split(';').next().unwrap(), 16).unwrap();
-                    rest = &rest[eol + 2..];
-                    if size == 0 {
-                        // Trailers, then the blank line.
-                        let end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-                        let mut at = end;
-                        while at != 0 {
-                            rest = &rest[at + 2..];
-                            at = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-                        }
-                        rest = &rest[2..];
-                        break;
-                    }
-                    rest = &rest[size + 2..];
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Every recorded request carries `token`, and there were at least `min` of them.
+/// Every recorded request is signed and carries `token`, and there were at least `min`.
 fn all_carry(sent: &[Vec<u8>], token: &str, min: usize) {
     let reqs = requests(sent);
     assert!(reqs.len() >= min, "{} requests: {reqs:?}", reqs.len());
-    for (line, t, signed) in &reqs {
-        assert_eq!(t.as_deref(), Some(token), "{line}");
-        assert!(signed, "{line}");
+    for r in &reqs {
+        assert_eq!(r.header("x-amz-security-token"), Some(token), "{}", r.line);
+        assert!(r.header("authorization").is_some(), "{}", r.line);
     }
 }
 
@@ -444,7 +355,11 @@ async fn web_identity_and_instance_metadata_credentials() {
     assert_eq!(store.get_bytes(&key).await.unwrap(), "r");
     let tokens: Vec<_> = requests(&sent.lock().unwrap())
         .into_iter()
-        .map(|(line, t, _)| t.unwrap_or_else(|| panic!("{line}: no session token")))
+        .map(|r| {
+            r.header("x-amz-security-token")
+                .unwrap_or_else(|| panic!("{}: no session token", r.line))
+                .to_owned()
+        })
         .collect();
     let issued = fetches.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(tokens.len(), 2, "{tokens:?}");
@@ -512,8 +427,12 @@ async fn web_identity_and_instance_metadata_credentials() {
     round_trip_with(&s3, public, "unsigned", unsigned.clone()).await;
     let reqs = requests(&sent.lock().unwrap());
     assert!(reqs.len() >= 10, "{reqs:?}");
-    for (line, token, signed) in &reqs {
-        assert!(!signed && token.is_none(), "{line}: signed");
+    for r in &reqs {
+        assert!(
+            r.header("authorization").is_none() && r.header("x-amz-security-token").is_none(),
+            "{}: signed",
+            r.line
+        );
     }
     assert!(
         imds_seen.lock().unwrap().is_empty(),

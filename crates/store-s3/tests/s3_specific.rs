@@ -1,6 +1,7 @@
 //! Behaviour specific to S3, against the real servers `cargo xtask test` starts.
 
 mod common;
+mod relay;
 
 use std::time::Duration;
 
@@ -639,5 +640,62 @@ async fn encryption_and_storage_class_go_on_every_write_path() {
         let e = S3Store::new(Server::Moto.bucket(), opts).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
         assert!(e.to_string().contains(needle), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn requester_pays_goes_on_every_request() {
+    use s3dlio_store_core::CopyOptions;
+    // Through a relay to moto that records every request, on the wire, lean and SDK paths.
+    let target = Server::Moto
+        .endpoint()
+        .trim_start_matches("http://")
+        .to_owned();
+    let (url, sent) = relay::relay(target).await;
+    let opts = S3Options {
+        endpoint_url: Some(url),
+        requester_pays: true,
+        part_size: 5 * MIB,
+        multipart_threshold: 5 * MIB,
+        ..options(Server::Moto)
+    };
+    let store = store_with(Server::Moto, opts).await;
+    let prefix = unique_prefix("request-payer");
+    let (small, big) = (format!("{prefix}small"), format!("{prefix}big"));
+    store
+        .put_bytes(&small, Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    store.put_bytes(&big, pattern(3, 6 * MIB)).await.unwrap();
+    assert_eq!(store.get_bytes(&big).await.unwrap().len(), 6 * MIB);
+    let part = store.get_range(&big, ByteRange::from(1..10)).await.unwrap();
+    assert_eq!(part.len(), 9);
+    store.head(&small).await.unwrap();
+    let listed: Vec<_> = store
+        .list(&prefix, s3dlio_store_core::ListOptions::recursive())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    store
+        .copy(&small, &format!("{prefix}copy"), CopyOptions::default())
+        .await
+        .unwrap();
+    store.delete(&small).await.unwrap();
+    let deleted = store
+        .delete_many(vec![big.clone(), format!("{prefix}copy")])
+        .await
+        .unwrap();
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    let reqs = relay::requests(&sent.lock().unwrap());
+    // PUT, create + 2 parts + complete, GET, ranged GET, HEAD(s), LIST, copy, DELETE, batch.
+    assert!(reqs.len() >= 12, "{reqs:?}");
+    for r in &reqs {
+        assert_eq!(
+            r.header("x-amz-request-payer"),
+            Some("requester"),
+            "{}",
+            r.line
+        );
     }
 }

@@ -110,6 +110,9 @@ pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
     if flags.no_sign_request {
         o.no_sign_request = true;
     }
+    if flags.request_payer.is_some() {
+        o.requester_pays = true;
+    }
     o.validate()?;
     Ok(o)
 }

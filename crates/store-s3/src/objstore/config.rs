@@ -118,6 +118,9 @@ pub(crate) fn build(bucket: &str, opts: &S3Options) -> Result<AmazonS3> {
     if opts.no_sign_request {
         b = b.with_skip_signature(true);
     }
+    if opts.requester_pays {
+        b = b.with_request_payer(true);
+    }
     if let Some(c) = &opts.credentials {
         // A provider, not the key fields: an AWS_SESSION_TOKEN of the environment must not
         // be paired with explicit keys.
