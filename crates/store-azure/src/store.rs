@@ -15,7 +15,7 @@ use s3dlio_store_core::{
 
 use crate::client::{meta_from_headers, Client};
 use crate::config::AzureOptions;
-use crate::writer::AzureWriter;
+use crate::writer;
 
 /// What every request of one store needs.
 #[derive(Debug)]
@@ -343,7 +343,7 @@ impl ObjectStore for AzureStore {
 
     async fn writer(&self, key: &str, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
         validate_key(key).map_err(|e| e.context(Operation::Write, self.shared.uri(key)))?;
-        Ok(Box::new(AzureWriter::new(
+        Ok(Box::new(writer::writer(
             Arc::clone(&self.shared),
             key,
             opts,

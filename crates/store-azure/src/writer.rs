@@ -5,16 +5,15 @@
 //! visible: a failure, `abort`, or dropping the writer commits nothing, and the service
 //! discards uncommitted blocks (after a week, or at the blob's next commit).
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core::http::Method;
 use bytes::Bytes;
-use s3dlio_store_core::pending::Pending;
-use s3dlio_store_core::{Error, ObjectWriter, Operation, PutMode, PutOptions, PutResult, Result};
-use tokio::task::JoinSet;
+use futures::future::BoxFuture;
+use s3dlio_store_core::pending::{contiguous, PartedWriter, Parts};
+use s3dlio_store_core::{Error, Operation, PutMode, PutOptions, PutResult, Result};
 
 use crate::config::MAX_BLOCKS;
 use crate::store::{created_conflict, h, Shared};
@@ -40,30 +39,25 @@ fn injected(key: &str, n: u32) -> bool {
         .any(|(k, b)| k == key && *b == n)
 }
 
-pub(crate) struct AzureWriter {
+/// Azure's side of a streamed write: Put Blob when small, else blocks staged with Put Block
+/// and committed once with Put Block List (see [`PartedWriter`]).
+pub(crate) struct AzureParts {
     shared: Arc<Shared>,
     key: String,
     opts: PutOptions,
-    pending: Pending,
-    written: u64,
     /// Block ids are this writer's own (so concurrent writers to one blob never stage
     /// over each other's blocks): a unique prefix and the block number.
     id_prefix: String,
-    /// Whether blocks are being staged (past the single-request threshold).
-    staging: bool,
-    next_block: u32,
-    in_flight: JoinSet<Result<()>>,
-    finished: bool,
 }
 
-impl fmt::Debug for AzureWriter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureWriter")
-            .field("uri", &self.shared.uri(&self.key))
-            .field("written", &self.written)
-            .field("blocks", &(self.next_block - 1))
-            .finish()
-    }
+/// A streamed write to `key`.
+pub(crate) fn writer(shared: Arc<Shared>, key: &str, opts: PutOptions) -> PartedWriter<AzureParts> {
+    PartedWriter::new(AzureParts {
+        shared,
+        key: key.to_owned(),
+        opts,
+        id_prefix: unique_prefix(),
+    })
 }
 
 /// A prefix no other writer of this process (or, with the time and pid, of another) uses.
@@ -85,42 +79,52 @@ pub(crate) fn block_id(prefix: &str, n: u32) -> String {
     azure_core::base64::encode(format!("{prefix}-{n:06}"))
 }
 
-impl AzureWriter {
-    pub(crate) fn new(shared: Arc<Shared>, key: &str, opts: PutOptions) -> Self {
-        Self {
-            shared,
-            key: key.to_owned(),
-            opts,
-            pending: Pending::default(),
-            written: 0,
-            id_prefix: unique_prefix(),
-            staging: false,
-            next_block: 1,
-            in_flight: JoinSet::new(),
-            finished: false,
-        }
-    }
+#[async_trait]
+impl Parts for AzureParts {
+    type Done = ();
 
     fn uri(&self) -> String {
         self.shared.uri(&self.key)
     }
 
-    /// Stage one block in the background, first waiting for a slot if all are busy.
-    async fn send_block(&mut self, body: Bytes) -> Result<()> {
-        while self.in_flight.len() >= self.shared.opts.upload_concurrency {
-            self.reap_one().await?;
-        }
-        let n = self.next_block;
-        if n > MAX_BLOCKS {
-            return Err(Error::invalid_input(format!(
-                "upload exceeds Azure's {MAX_BLOCKS} blocks; raise block_size"
-            )));
-        }
-        self.next_block += 1;
+    fn single_max(&self) -> usize {
+        self.shared.opts.put_threshold
+    }
+
+    fn concurrency(&self) -> usize {
+        self.shared.opts.upload_concurrency
+    }
+
+    fn part_size(&self, _: u32) -> usize {
+        self.shared.opts.block_size
+    }
+
+    fn max_parts(&self) -> (u32, Error) {
+        let e = Error::invalid_input(format!(
+            "upload exceeds Azure's {MAX_BLOCKS} blocks; raise block_size"
+        ));
+        (MAX_BLOCKS, e)
+    }
+
+    fn needs_last_part(&self) -> bool {
+        false
+    }
+
+    async fn put_whole(&mut self, body: Vec<Bytes>) -> Result<PutResult> {
+        self.shared
+            .put_blob(&self.key, contiguous(body), &self.opts, Operation::Complete)
+            .await
+    }
+
+    async fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn part(&mut self, n: u32, body: Vec<Bytes>) -> Result<BoxFuture<'static, Result<()>>> {
         let shared = Arc::clone(&self.shared);
         let key = self.key.clone();
         let id = block_id(&self.id_prefix, n);
-        self.in_flight.spawn(async move {
+        Ok(Box::pin(async move {
             let uri = shared.uri(&key);
             if injected(&key, n) {
                 return Err(Error::other(format!("injected failure of block {n}"))
@@ -133,54 +137,22 @@ impl AzureWriter {
             )?;
             shared
                 .client
-                .call(Method::Put, url, &[], Some(body), Operation::Write, &uri)
+                .call(
+                    Method::Put,
+                    url,
+                    &[],
+                    Some(contiguous(body)),
+                    Operation::Write,
+                    &uri,
+                )
                 .await
                 .map(|_| ())
-        });
-        Ok(())
+        }))
     }
 
-    async fn reap_one(&mut self) -> Result<()> {
-        if let Some(joined) = self.in_flight.join_next().await {
-            joined.map_err(|e| Error::other(format!("block upload task failed: {e}")))??;
-        }
-        Ok(())
-    }
-
-    /// Stage every full block that is pending.
-    async fn flush_full_blocks(&mut self) -> Result<()> {
-        let size = self.shared.opts.block_size;
-        while self.pending.len() >= size {
-            let body = self.pending.take_contiguous(size);
-            self.send_block(body).await?;
-        }
-        Ok(())
-    }
-
-    async fn fail(&mut self, e: Error) -> Error {
-        self.abort_now().await;
-        e.context(Operation::Write, self.uri())
-    }
-
-    /// Stop staging; nothing was committed, so nothing is visible.
-    async fn abort_now(&mut self) {
-        self.pending.clear();
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
-        self.finished = true;
-    }
-
-    async fn commit(&mut self) -> Result<PutResult> {
-        let rest = self.pending.len();
-        if rest > 0 {
-            let body = self.pending.take_contiguous(rest);
-            self.send_block(body).await?;
-        }
-        while !self.in_flight.is_empty() {
-            self.reap_one().await?;
-        }
+    async fn commit(&mut self, blocks: Vec<()>, size: u64) -> Result<PutResult> {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
-        for n in 1..self.next_block {
+        for n in 1..=blocks.len() as u32 {
             xml.push_str("<Latest>");
             xml.push_str(&block_id(&self.id_prefix, n));
             xml.push_str("</Latest>");
@@ -209,78 +181,14 @@ impl AzureWriter {
             .map_err(|e| created_conflict(e, self.opts.mode == PutMode::Create))?;
         Ok(PutResult {
             etag: resp.get_optional_str(&"etag".into()).map(str::to_owned),
-            size: self.written,
+            size,
         })
     }
-}
 
-#[async_trait]
-impl ObjectWriter for AzureWriter {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        if self.finished {
-            return Err(Error::invalid_input("write after the writer failed")
-                .context(Operation::Write, self.uri()));
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.written += data.len() as u64;
-        self.pending.push(data);
-        if !self.staging {
-            if self.pending.len() <= self.shared.opts.put_threshold {
-                return Ok(());
-            }
-            self.staging = true;
-        }
-        if let Err(e) = self.flush_full_blocks().await {
-            return Err(self.fail(e).await);
-        }
-        Ok(())
-    }
+    // Nothing was committed, so nothing is visible: the service discards uncommitted blocks.
+    async fn abort(&mut self) {}
 
-    async fn complete(mut self: Box<Self>) -> Result<PutResult> {
-        if self.finished {
-            return Err(Error::invalid_input("complete after the writer failed")
-                .context(Operation::Complete, self.uri()));
-        }
-        if !self.staging {
-            // Small: one Put Blob.
-            let n = self.pending.len();
-            let body = self.pending.take_contiguous(n);
-            self.finished = true;
-            return self
-                .shared
-                .put_blob(&self.key, body, &self.opts, Operation::Complete)
-                .await;
-        }
-        match self.commit().await {
-            Ok(r) => {
-                self.finished = true;
-                Ok(r)
-            }
-            Err(e) => {
-                self.abort_now().await;
-                Err(e.with_operation(Operation::Complete).with_uri(self.uri()))
-            }
-        }
-    }
-
-    async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.abort_now().await;
-        Ok(())
-    }
-
-    fn bytes_written(&self) -> u64 {
-        self.written
-    }
-}
-
-impl Drop for AzureWriter {
-    fn drop(&mut self) {
-        // Blocks still staging are cancelled; nothing was committed, so there is nothing to
-        // undo (uncommitted blocks are discarded by the service).
-        self.in_flight.abort_all();
-    }
+    fn abort_detached(&mut self) {}
 }
 
 #[cfg(test)]
