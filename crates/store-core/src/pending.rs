@@ -441,10 +441,11 @@ mod tests {
         w.write(Bytes::from_static(b"abc")).await.unwrap();
         w.write(Bytes::from_static(b"def")).await.unwrap();
         w.complete().await.unwrap();
-        let l = log.lock().unwrap();
-        assert_eq!(l.whole.as_deref(), Some(&b"abcdef"[..]));
-        assert!(!l.started && l.parts.is_empty());
-        drop(l);
+        {
+            let l = log.lock().unwrap();
+            assert_eq!(l.whole.as_deref(), Some(&b"abcdef"[..]));
+            assert!(!l.started && l.parts.is_empty());
+        }
 
         let (mut w, log) = writer(0, false);
         for _ in 0..6 {
@@ -509,9 +510,10 @@ mod tests {
         let (mut w, log) = writer(0, false);
         w.write(Bytes::from(vec![0u8; 10])).await.unwrap();
         w.abort().await.unwrap();
-        let l = log.lock().unwrap();
-        assert_eq!((l.aborted, l.detached), (1, 0));
-        drop(l);
+        {
+            let l = log.lock().unwrap();
+            assert_eq!((l.aborted, l.detached), (1, 0));
+        }
         // Nothing staged: nothing to undo.
         let (mut w, log) = writer(0, false);
         w.write(Bytes::from_static(b"ab")).await.unwrap();
