@@ -1,3 +1,3 @@
-//! The pending-bytes buffer and background abort every multipart writer shares.
+//! The background abort every multipart upload shares.
 
-pub(crate) use s3dlio_store_core::pending::{abort_in_background, Pending};
+pub(crate) use s3dlio_store_core::pending::abort_in_background;

@@ -22,7 +22,7 @@ use s3dlio_store_core::{
 use crate::config::{S3Options, UploadIntegrity};
 use crate::error::sdk_error;
 use crate::lean::{crc32c_header, LeanBucket, Payload};
-use crate::writer::S3Writer;
+use crate::writer;
 use http::HeaderName;
 
 /// What every request of one store needs.
@@ -672,7 +672,11 @@ impl ObjectStore for S3Store {
 
     async fn writer(&self, key: &str, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
         validate_key(key).map_err(|e| e.context(Operation::Write, self.shared.uri(key)))?;
-        Ok(Box::new(S3Writer::new(Arc::clone(&self.shared), key, opts)))
+        Ok(Box::new(writer::writer(
+            Arc::clone(&self.shared),
+            key,
+            opts,
+        )))
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {

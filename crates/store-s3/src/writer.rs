@@ -5,18 +5,18 @@
 //! condition; any failure, `abort`, or dropping the writer aborts the upload, so neither an
 //! object nor a dangling upload is left behind.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
-use s3dlio_store_core::{Error, ObjectWriter, Operation, PutMode, PutOptions, PutResult, Result};
-use tokio::task::JoinSet;
+use futures::future::BoxFuture;
+use s3dlio_store_core::pending::{contiguous, PartedWriter, Parts};
+use s3dlio_store_core::{Error, Operation, PutMode, PutOptions, PutResult, Result};
 
 use crate::config::{UploadIntegrity, MAX_PARTS, MAX_PART_SIZE};
 use crate::error::sdk_error;
-use crate::pending::{abort_in_background, Pending};
+use crate::pending::abort_in_background;
 use crate::store::{abort_upload, conditions, created_conflict, put_object, Shared};
 
 /// Size of part `n` (1-based): the base size, doubled every 1,000 parts, so 10,000 parts
@@ -26,53 +26,66 @@ pub(crate) fn part_size(base: usize, n: u32) -> usize {
     base.saturating_mul(1usize << doublings).min(MAX_PART_SIZE)
 }
 
-pub(crate) struct S3Writer {
+/// S3's most parts, and the error past them.
+pub(crate) fn max_parts() -> (u32, Error) {
+    let e = Error::invalid_input(format!(
+        "upload exceeds S3's {MAX_PARTS} parts; raise part_size"
+    ));
+    (MAX_PARTS, e)
+}
+
+/// S3's side of a streamed write: one PutObject when small, else a multipart upload (see
+/// [`PartedWriter`]), completed with the write mode's condition.
+pub(crate) struct S3Parts {
     shared: Arc<Shared>,
     key: String,
     opts: PutOptions,
-    /// Bytes not yet sent.
-    pending: Pending,
-    written: u64,
     upload_id: Option<String>,
-    next_part: u32,
-    in_flight: JoinSet<Result<CompletedPart>>,
-    done_parts: Vec<CompletedPart>,
-    /// Set once the upload is completed or aborted, so Drop leaves it alone.
-    finished: bool,
 }
 
-impl fmt::Debug for S3Writer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Writer")
-            .field("uri", &self.shared.uri(&self.key))
-            .field("written", &self.written)
-            .field("upload_id", &self.upload_id)
-            .field("parts", &(self.next_part.saturating_sub(1)))
-            .finish()
-    }
+/// A streamed write to `key`.
+pub(crate) fn writer(shared: Arc<Shared>, key: &str, opts: PutOptions) -> PartedWriter<S3Parts> {
+    PartedWriter::new(S3Parts {
+        shared,
+        key: key.to_owned(),
+        opts,
+        upload_id: None,
+    })
 }
 
-impl S3Writer {
-    pub(crate) fn new(shared: Arc<Shared>, key: &str, opts: PutOptions) -> Self {
-        Self {
-            shared,
-            key: key.to_owned(),
-            opts,
-            pending: Pending::default(),
-            written: 0,
-            upload_id: None,
-            next_part: 1,
-            in_flight: JoinSet::new(),
-            done_parts: Vec::new(),
-            finished: false,
-        }
-    }
+#[async_trait]
+impl Parts for S3Parts {
+    type Done = CompletedPart;
 
     fn uri(&self) -> String {
         self.shared.uri(&self.key)
     }
 
-    async fn start_upload(&mut self) -> Result<()> {
+    fn single_max(&self) -> usize {
+        self.shared.opts.multipart_threshold
+    }
+
+    fn concurrency(&self) -> usize {
+        self.shared.opts.upload_concurrency
+    }
+
+    fn part_size(&self, n: u32) -> usize {
+        part_size(self.shared.opts.part_size, n)
+    }
+
+    fn max_parts(&self) -> (u32, Error) {
+        max_parts()
+    }
+
+    fn needs_last_part(&self) -> bool {
+        true
+    }
+
+    async fn put_whole(&mut self, body: Vec<Bytes>) -> Result<PutResult> {
+        put_object(&self.shared, &self.key, contiguous(body), &self.opts, true).await
+    }
+
+    async fn start(&mut self) -> Result<()> {
         let s = &self.shared;
         let mut req = stored_as!(s.client.create_multipart_upload(), &s.opts)
             .bucket(&s.bucket)
@@ -100,22 +113,15 @@ impl S3Writer {
         Ok(())
     }
 
-    /// Upload one part in the background, first waiting for a slot if all are busy.
-    async fn send_part(&mut self, body: Bytes) -> Result<()> {
-        while self.in_flight.len() >= self.shared.opts.upload_concurrency {
-            self.reap_one().await?;
-        }
-        let n = self.next_part;
-        if n > MAX_PARTS {
-            return Err(Error::invalid_input(format!(
-                "upload exceeds S3's {MAX_PARTS} parts; raise part_size"
-            )));
-        }
-        self.next_part += 1;
+    fn part(
+        &mut self,
+        n: u32,
+        body: Vec<Bytes>,
+    ) -> Result<BoxFuture<'static, Result<CompletedPart>>> {
         let shared = Arc::clone(&self.shared);
         let key = self.key.clone();
         let upload_id = self.upload_id.clone().unwrap_or_default();
-        self.in_flight.spawn(async move {
+        Ok(Box::pin(async move {
             let uri = shared.uri(&key);
             let mut req = shared
                 .client
@@ -124,7 +130,7 @@ impl S3Writer {
                 .key(&key)
                 .upload_id(upload_id)
                 .part_number(n as i32)
-                .body(body.into());
+                .body(contiguous(body).into());
             if shared.opts.upload_integrity == UploadIntegrity::Crc32c {
                 req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C);
             }
@@ -144,172 +150,69 @@ impl S3Writer {
                 .set_e_tag(out.e_tag().map(str::to_owned))
                 .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_owned))
                 .build())
-        });
-        Ok(())
+        }))
     }
 
-    async fn reap_one(&mut self) -> Result<()> {
-        if let Some(joined) = self.in_flight.join_next().await {
-            let part =
-                joined.map_err(|e| Error::other(format!("part upload task failed: {e}")))??;
-            self.done_parts.push(part);
+    async fn commit(&mut self, parts: Vec<CompletedPart>, size: u64) -> Result<PutResult> {
+        let upload_id = self
+            .upload_id
+            .clone()
+            .ok_or_else(|| Error::other("no multipart upload to complete"))?;
+        let (if_none_match, if_match) = conditions(&self.opts.mode);
+        let s = &self.shared;
+        let out = s
+            .client
+            .complete_multipart_upload()
+            .bucket(&s.bucket)
+            .key(&self.key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .set_if_none_match(if_none_match)
+            .set_if_match(if_match)
+            .customize();
+        // Under a retry layer, completing is a sub-request of a streamed write; a
+        // conditional one is not repeated (a lost answer to our own success would
+        // come back as a conflict).
+        let retries = s
+            .opts
+            .part_retries()
+            .filter(|_| self.opts.mode == PutMode::Overwrite);
+        let out = match retries {
+            Some(r) => out.config_override(r),
+            None => out,
         }
-        Ok(())
+        .send()
+        .await
+        .map_err(|e| {
+            s.opts.part_error(created_conflict(
+                sdk_error(e, Operation::Complete, &s.uri(&self.key)),
+                self.opts.mode == PutMode::Create,
+            ))
+        })?;
+        // Completed: nothing to abort any more.
+        self.upload_id = None;
+        Ok(PutResult {
+            etag: out.e_tag().map(str::to_owned),
+            size,
+        })
     }
 
-    /// Send every full part that is pending.
-    async fn flush_full_parts(&mut self) -> Result<()> {
-        loop {
-            let size = part_size(self.shared.opts.part_size, self.next_part);
-            if self.pending.len() < size {
-                return Ok(());
-            }
-            let body = self.pending.take_contiguous(size);
-            self.send_part(body).await?;
-        }
-    }
-
-    async fn fail(&mut self, e: Error) -> Error {
-        self.abort_now().await;
-        e.context(Operation::Write, self.uri())
-    }
-
-    async fn abort_now(&mut self) {
-        // Buffered bytes are released at once, not when the writer is finally dropped.
-        self.pending.clear();
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
+    async fn abort(&mut self) {
         if let Some(id) = self.upload_id.take() {
             abort_upload(&self.shared, &self.key, &id).await;
         }
-        self.finished = true;
-    }
-}
-
-#[async_trait]
-impl ObjectWriter for S3Writer {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        if self.finished {
-            return Err(Error::invalid_input("write after the writer failed")
-                .context(Operation::Write, self.uri()));
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.written += data.len() as u64;
-        self.pending.push(data);
-        if self.upload_id.is_none() {
-            if self.pending.len() <= self.shared.opts.multipart_threshold {
-                return Ok(());
-            }
-            if let Err(e) = self.start_upload().await {
-                return Err(self.fail(e).await);
-            }
-        }
-        if let Err(e) = self.flush_full_parts().await {
-            return Err(self.fail(e).await);
-        }
-        Ok(())
     }
 
-    async fn complete(mut self: Box<Self>) -> Result<PutResult> {
-        if self.finished {
-            return Err(Error::invalid_input("complete after the writer failed")
-                .context(Operation::Complete, self.uri()));
-        }
-        let Some(upload_id) = self.upload_id.clone() else {
-            // Small: one PutObject.
-            let n = self.pending.len();
-            let body = self.pending.take_contiguous(n);
-            self.finished = true;
-            return put_object(&self.shared, &self.key, body, &self.opts, true).await;
-        };
-        let result: Result<PutResult> = async {
-            let rest = self.pending.len();
-            if rest > 0 || self.next_part == 1 {
-                let body = self.pending.take_contiguous(rest);
-                self.send_part(body).await?;
-            }
-            while !self.in_flight.is_empty() {
-                self.reap_one().await?;
-            }
-            let mut parts = std::mem::take(&mut self.done_parts);
-            parts.sort_by_key(|p| p.part_number());
-            let (if_none_match, if_match) = conditions(&self.opts.mode);
-            let s = &self.shared;
-            let out = s
-                .client
-                .complete_multipart_upload()
-                .bucket(&s.bucket)
-                .key(&self.key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .set_if_none_match(if_none_match)
-                .set_if_match(if_match)
-                .customize();
-            // Under a retry layer, completing is a sub-request of a streamed write; a
-            // conditional one is not repeated (a lost answer to our own success would
-            // come back as a conflict).
-            let retries = s
-                .opts
-                .part_retries()
-                .filter(|_| self.opts.mode == PutMode::Overwrite);
-            let out = match retries {
-                Some(r) => out.config_override(r),
-                None => out,
-            }
-            .send()
-            .await
-            .map_err(|e| {
-                s.opts.part_error(created_conflict(
-                    sdk_error(e, Operation::Complete, &s.uri(&self.key)),
-                    self.opts.mode == PutMode::Create,
-                ))
-            })?;
-            Ok(PutResult {
-                etag: out.e_tag().map(str::to_owned),
-                size: self.written,
-            })
-        }
-        .await;
-        match result {
-            Ok(r) => {
-                self.finished = true;
-                Ok(r)
-            }
-            Err(e) => {
-                self.abort_now().await;
-                Err(e.with_operation(Operation::Complete).with_uri(self.uri()))
-            }
-        }
-    }
-
-    async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.abort_now().await;
-        Ok(())
-    }
-
-    fn bytes_written(&self) -> u64 {
-        self.written
-    }
-}
-
-impl Drop for S3Writer {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.in_flight.abort_all();
+    fn abort_detached(&mut self) {
         if let Some(id) = self.upload_id.take() {
             let (shared, key) = (Arc::clone(&self.shared), self.key.clone());
-            abort_in_background(
-                self.uri(),
-                async move { abort_upload(&shared, &key, &id).await },
-            );
+            abort_in_background(self.uri(), async move {
+                abort_upload(&shared, &key, &id).await;
+            });
         }
     }
 }

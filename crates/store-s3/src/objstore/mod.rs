@@ -108,7 +108,7 @@ use s3dlio_store_core::{
 use crate::config::S3Options;
 pub use error::ObjectStoreError;
 use error::{map_err, path_of, rekind};
-use writer::{ObjStoreWriter, MAX_SINGLE_PUT};
+use writer::MAX_SINGLE_PUT;
 
 /// What every request of one store needs.
 pub(crate) struct Shared {
@@ -290,7 +290,7 @@ impl ObjectStore for ObjectStoreS3 {
 
     async fn writer(&self, key: &str, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
         let path = path_of(key).map_err(|e| e.context(Operation::Write, self.uri(key)))?;
-        Ok(Box::new(ObjStoreWriter::new(
+        Ok(Box::new(writer::writer(
             Arc::clone(&self.shared),
             key,
             path,

@@ -10,79 +10,101 @@
 //! one conditional PUT, which S3 allows up to 5 GiB; past that the write fails with
 //! `NotSupported` before anything is sent.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStore as _, PutMultipartOptions, PutPayload};
-use s3dlio_store_core::{
-    Error, ErrorKind, ObjectWriter, Operation, PutMode, PutOptions, PutResult, Result,
-};
-use tokio::task::JoinSet;
+use s3dlio_store_core::pending::{PartedWriter, Parts};
+use s3dlio_store_core::{Error, ErrorKind, Operation, PutMode, PutOptions, PutResult, Result};
 
 use super::error::map_err;
 use super::{attributes, put_single, Shared};
-use crate::config::{MAX_PARTS, MAX_PART_SIZE};
-use crate::pending::{abort_in_background, Pending};
-use crate::writer::part_size;
+use crate::config::MAX_PART_SIZE;
+use crate::pending::abort_in_background;
+use crate::writer::{max_parts, part_size};
 
 /// S3's largest single PUT, and so the largest conditional write this backend can make.
 pub(crate) const MAX_SINGLE_PUT: usize = MAX_PART_SIZE;
 
-pub(crate) struct ObjStoreWriter {
+/// object_store's side of a streamed write (see [`PartedWriter`]).
+pub(crate) struct ObjStoreParts {
     shared: Arc<Shared>,
     key: String,
     path: Path,
     opts: PutOptions,
-    /// Bytes not yet sent, as the caller handed them (parts are cut without copying).
-    pending: Pending,
-    written: u64,
     upload: Option<Box<dyn MultipartUpload>>,
-    next_part: u32,
-    in_flight: JoinSet<object_store::Result<()>>,
-    /// Set once completed or aborted, so Drop leaves the upload alone.
-    finished: bool,
 }
 
-impl fmt::Debug for ObjStoreWriter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjStoreWriter")
-            .field("uri", &self.uri())
-            .field("written", &self.written)
-            .field("multipart", &self.upload.is_some())
-            .field("parts", &self.next_part.saturating_sub(1))
-            .finish()
-    }
+/// A streamed write to `key` (at `path`).
+pub(crate) fn writer(
+    shared: Arc<Shared>,
+    key: &str,
+    path: Path,
+    opts: PutOptions,
+) -> PartedWriter<ObjStoreParts> {
+    PartedWriter::new(ObjStoreParts {
+        shared,
+        key: key.to_owned(),
+        path,
+        opts,
+        upload: None,
+    })
 }
 
-impl ObjStoreWriter {
-    pub(crate) fn new(shared: Arc<Shared>, key: &str, path: Path, opts: PutOptions) -> Self {
-        Self {
-            shared,
-            key: key.to_owned(),
-            path,
-            opts,
-            pending: Pending::default(),
-            written: 0,
-            upload: None,
-            next_part: 1,
-            in_flight: JoinSet::new(),
-            finished: false,
-        }
-    }
+#[async_trait]
+impl Parts for ObjStoreParts {
+    type Done = ();
 
     fn uri(&self) -> String {
         self.shared.uri(&self.key)
     }
 
-    /// Take exactly `n` pending bytes as one payload, slicing the caller's buffers.
-    fn take(&mut self, n: usize) -> PutPayload {
-        self.pending.take(n).into_iter().collect()
+    fn single_max(&self) -> usize {
+        self.shared.opts.multipart_threshold
     }
 
-    async fn start_upload(&mut self) -> Result<()> {
+    fn concurrency(&self) -> usize {
+        self.shared.opts.upload_concurrency
+    }
+
+    fn part_size(&self, n: u32) -> usize {
+        part_size(self.shared.opts.part_size, n)
+    }
+
+    fn max_parts(&self) -> (u32, Error) {
+        max_parts()
+    }
+
+    fn stage_at(&self, pending: usize) -> Result<bool> {
+        if self.opts.mode == PutMode::Overwrite {
+            return Ok(true);
+        }
+        if pending <= MAX_SINGLE_PUT {
+            return Ok(false);
+        }
+        Err(Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "a conditional write through object_store is one PUT, at most \
+                 {MAX_SINGLE_PUT} bytes: object_store cannot put a condition on a \
+                 multipart completion"
+            ),
+        ))
+    }
+
+    fn needs_last_part(&self) -> bool {
+        true
+    }
+
+    async fn put_whole(&mut self, body: Vec<Bytes>) -> Result<PutResult> {
+        let body: PutPayload = body.into_iter().collect();
+        put_single(&self.shared, &self.key, &self.path, body, &self.opts).await
+    }
+
+    async fn start(&mut self) -> Result<()> {
         let upload = self
             .shared
             .inner
@@ -99,58 +121,37 @@ impl ObjStoreWriter {
         Ok(())
     }
 
-    /// Upload one part in the background, first waiting for a slot if all are busy.
-    async fn send_part(&mut self, body: PutPayload) -> Result<()> {
-        while self.in_flight.len() >= self.shared.opts.upload_concurrency {
-            self.reap_one().await?;
-        }
-        if self.next_part > MAX_PARTS {
-            return Err(Error::invalid_input(format!(
-                "upload exceeds S3's {MAX_PARTS} parts; raise part_size"
-            )));
-        }
-        self.next_part += 1;
+    fn part(&mut self, _: u32, body: Vec<Bytes>) -> Result<BoxFuture<'static, Result<()>>> {
+        let uri = self.uri();
         let upload = self
             .upload
             .as_mut()
             .ok_or_else(|| Error::other("no multipart upload to send a part to"))?;
-        self.in_flight.spawn(upload.put_part(body));
-        Ok(())
+        // object_store numbers parts in the order they are asked for, as they are here.
+        let sent = upload.put_part(body.into_iter().collect());
+        Ok(Box::pin(async move {
+            sent.await.map_err(|e| map_err(e, Operation::Write, &uri))
+        }))
     }
 
-    async fn reap_one(&mut self) -> Result<()> {
-        if let Some(joined) = self.in_flight.join_next().await {
-            joined
-                .map_err(|e| Error::other(format!("part upload task failed: {e}")))?
-                .map_err(|e| map_err(e, Operation::Write, &self.uri()))?;
-        }
-        Ok(())
+    async fn commit(&mut self, _: Vec<()>, size: u64) -> Result<PutResult> {
+        let uri = self.uri();
+        let upload = self
+            .upload
+            .as_mut()
+            .ok_or_else(|| Error::other("no multipart upload to complete"))?;
+        let out = upload
+            .complete()
+            .await
+            .map_err(|e| map_err(e, Operation::Complete, &uri))?;
+        self.upload = None;
+        Ok(PutResult {
+            etag: out.e_tag,
+            size,
+        })
     }
 
-    /// Send every full part that is pending.
-    async fn flush_full_parts(&mut self) -> Result<()> {
-        loop {
-            let size = part_size(self.shared.opts.part_size, self.next_part);
-            if self.pending.len() < size {
-                return Ok(());
-            }
-            let body = self.take(size);
-            self.send_part(body).await?;
-        }
-    }
-
-    async fn fail(&mut self, e: Error) -> Error {
-        self.abort_now().await;
-        e.context(Operation::Write, self.uri())
-    }
-
-    /// Stop the parts in flight and abort the upload, logging (not returning) a failure to
-    /// abort: callers are already reporting the error that made them abort.
-    async fn abort_now(&mut self) {
-        self.finished = true;
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
-        self.pending.clear();
+    async fn abort(&mut self) {
         if let Some(mut upload) = self.upload.take() {
             if let Err(e) = upload.abort().await {
                 tracing::warn!(
@@ -162,110 +163,7 @@ impl ObjStoreWriter {
         }
     }
 
-    async fn complete_upload(&mut self) -> Result<PutResult> {
-        let rest = self.pending.len();
-        if rest > 0 || self.next_part == 1 {
-            let body = self.take(rest);
-            self.send_part(body).await?;
-        }
-        while !self.in_flight.is_empty() {
-            self.reap_one().await?;
-        }
-        let upload = self
-            .upload
-            .as_mut()
-            .ok_or_else(|| Error::other("no multipart upload to complete"))?;
-        let out = upload
-            .complete()
-            .await
-            .map_err(|e| map_err(e, Operation::Complete, &self.shared.uri(&self.key)))?;
-        Ok(PutResult {
-            etag: out.e_tag,
-            size: self.written,
-        })
-    }
-}
-
-#[async_trait]
-impl ObjectWriter for ObjStoreWriter {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        if self.finished {
-            return Err(Error::invalid_input("write after the writer failed")
-                .context(Operation::Write, self.uri()));
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.written += data.len() as u64;
-        self.pending.push(data);
-        if self.upload.is_none() {
-            if self.pending.len() <= self.shared.opts.multipart_threshold {
-                return Ok(());
-            }
-            if self.opts.mode != PutMode::Overwrite {
-                if self.pending.len() <= MAX_SINGLE_PUT {
-                    return Ok(());
-                }
-                let e = Error::new(
-                    ErrorKind::NotSupported,
-                    format!(
-                        "a conditional write through object_store is one PUT, at most \
-                         {MAX_SINGLE_PUT} bytes: object_store cannot put a condition on a \
-                         multipart completion"
-                    ),
-                );
-                return Err(self.fail(e).await);
-            }
-            if let Err(e) = self.start_upload().await {
-                return Err(self.fail(e).await);
-            }
-        }
-        if let Err(e) = self.flush_full_parts().await {
-            return Err(self.fail(e).await);
-        }
-        Ok(())
-    }
-
-    async fn complete(mut self: Box<Self>) -> Result<PutResult> {
-        if self.finished {
-            return Err(Error::invalid_input("complete after the writer failed")
-                .context(Operation::Complete, self.uri()));
-        }
-        if self.upload.is_none() {
-            // Small, or conditional: one PUT.
-            let n = self.pending.len();
-            let body = self.take(n);
-            self.finished = true;
-            return put_single(&self.shared, &self.key, &self.path, body, &self.opts).await;
-        }
-        match self.complete_upload().await {
-            Ok(r) => {
-                self.finished = true;
-                Ok(r)
-            }
-            Err(e) => {
-                self.abort_now().await;
-                Err(e.with_operation(Operation::Complete).with_uri(self.uri()))
-            }
-        }
-    }
-
-    async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.abort_now().await;
-        Ok(())
-    }
-
-    fn bytes_written(&self) -> u64 {
-        self.written
-    }
-}
-
-impl Drop for ObjStoreWriter {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.in_flight.abort_all();
+    fn abort_detached(&mut self) {
         // object_store's upload does not abort itself on drop.
         if let Some(mut upload) = self.upload.take() {
             let uri = self.uri();
