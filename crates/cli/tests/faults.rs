@@ -356,3 +356,48 @@ fn s3_conditional_puts_settle_unknown_outcomes_by_looking_at_the_object() {
         assert_eq!(store.get_bytes("lost").await.unwrap(), body);
     });
 }
+
+/// Through a registry with a retry policy, a streamed write's sub-requests (here the one PUT
+/// of a small streamed write, which the layer cannot repeat) get as many attempts as the
+/// layer makes, not the backend's default 3.
+#[test]
+fn s3_streamed_writes_get_the_retry_layers_attempts() {
+    rt().block_on(async {
+        let real = common::S3::seaweedfs().endpoint;
+        let name = common::bucket("sub-attempts");
+        S3Store::new(&name, test_s3_options(real.clone()))
+            .await
+            .unwrap()
+            .create_bucket()
+            .await
+            .unwrap();
+        let proxy = FaultProxy::start(&real).await.unwrap();
+        let mut registry = s3dlio_store_core::Registry::new();
+        registry.set_retry_policy(Some(RetryPolicy {
+            max_attempts: 6,
+            ..policy()
+        }));
+        s3dlio_store_s3::register_with(&mut registry, test_s3_options(proxy.url()));
+        let (store, key) = registry
+            .resolve(&format!("s3://{name}/patient"))
+            .await
+            .unwrap();
+        // The first 4 PUTs are throttled: more than 3 attempts are needed.
+        let throttled = std::sync::atomic::AtomicUsize::new(0);
+        proxy.set_decider(move |r| {
+            (r.method == "PUT" && throttled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 4)
+                .then_some(ProxyFault::Status(503))
+        });
+        let mut w = store.writer(&key, PutOptions::default()).await.unwrap();
+        w.write(Bytes::from_static(b"patient bytes")).await.unwrap();
+        w.complete().await.unwrap();
+        proxy.settled().await;
+        let puts = proxy
+            .records()
+            .iter()
+            .filter(|r| r.request.method == "PUT")
+            .count();
+        assert_eq!(puts, 5, "4 throttled, then stored");
+        assert_eq!(store.get_bytes(&key).await.unwrap(), "patient bytes");
+    });
+}

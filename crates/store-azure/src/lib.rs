@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use s3dlio_store_core::{
-    ObjectStore, ObjectUri, Operation, Registry, Result, Scheme, StoreFactory,
+    ObjectStore, ObjectUri, Operation, Registry, Result, RetryPolicy, Scheme, StoreFactory,
 };
 use tokio::sync::Mutex;
 
@@ -65,6 +65,9 @@ pub struct AzureFactory {
     env_tuning: bool,
     /// Per account (`None`: the environment's): its pipeline and the options in force.
     clients: Mutex<HashMap<Option<String>, AccountClient>>,
+    /// The attempts of the retry layer above, which sub-requests get too (see
+    /// [`AzureFactory::outer_policy`]).
+    outer_attempts: Option<u32>,
 }
 
 impl AzureFactory {
@@ -75,16 +78,26 @@ impl AzureFactory {
             options,
             env_tuning: false,
             clients: Mutex::default(),
+            outer_attempts: None,
         }
     }
 
-    /// A factory with default options and `S3DLIO_*` tuning from the environment.
+    /// The retry layer above, if any: it retries whole operations, and the sub-requests it
+    /// cannot see (the staged blocks and block list of a streamed write) get as many
+    /// attempts as it makes (at least `max_retries` + 1).
+    pub fn outer_policy(mut self, policy: Option<&RetryPolicy>) -> Self {
+        self.options.outer_retries = policy.is_some();
+        self.outer_attempts = policy.map(|p| p.max_attempts);
+        self
+    }
+
     /// Set [`AzureOptions::outer_retries`] (a retry layer above retries whole operations).
     pub fn outer_retries(mut self, on: bool) -> Self {
         self.options.outer_retries = on;
         self
     }
 
+    /// A factory with default options and `S3DLIO_*` tuning from the environment.
     pub fn from_env() -> Self {
         Self {
             env_tuning: true,
@@ -101,11 +114,15 @@ impl StoreFactory for AzureFactory {
         let entry = match clients.get(&uri.account) {
             Some(e) => e.clone(),
             None => {
-                let opts = if self.env_tuning {
+                let mut opts = if self.env_tuning {
                     self.options.clone().with_env_overrides().map_err(ctx)?
                 } else {
                     self.options.clone()
                 };
+                if let Some(a) = self.outer_attempts {
+                    // Under the layer only sub-requests are retried here.
+                    opts.max_retries = opts.max_retries.max(a.saturating_sub(1));
+                }
                 let resolved = opts.resolve(uri.account.as_deref()).map_err(ctx)?;
                 let client = Arc::new(client::Client::new(
                     &resolved,
@@ -132,17 +149,14 @@ impl StoreFactory for AzureFactory {
 /// retries whole operations and this backend only their sub-requests
 /// ([`AzureOptions::outer_retries`]); the same holds for [`register_with`].
 pub fn register(registry: &mut Registry) {
-    let outer = registry.retry_policy().is_some();
-    registry.register(Scheme::Azure, AzureFactory::from_env().outer_retries(outer));
+    let factory = AzureFactory::from_env().outer_policy(registry.retry_policy());
+    registry.register(Scheme::Azure, factory);
 }
 
 /// Register `az://` in `registry` with explicit options.
 pub fn register_with(registry: &mut Registry, options: AzureOptions) {
-    let outer = registry.retry_policy().is_some();
-    registry.register(
-        Scheme::Azure,
-        AzureFactory::new(options).outer_retries(outer),
-    );
+    let factory = AzureFactory::new(options).outer_policy(registry.retry_policy());
+    registry.register(Scheme::Azure, factory);
 }
 
 // The README's examples are compiled as doctests.

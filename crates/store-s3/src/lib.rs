@@ -64,8 +64,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use s3dlio_store_core::{
-    BalancedStore, BufferPool, ObjectStore, ObjectUri, Operation, Registry, Result, Scheme,
-    StoreFactory,
+    BalancedStore, BufferPool, ObjectStore, ObjectUri, Operation, Registry, Result, RetryPolicy,
+    Scheme, StoreFactory,
 };
 use tokio::sync::OnceCell;
 
@@ -91,6 +91,9 @@ pub struct S3Factory {
     lean: OnceCell<Option<Arc<LeanClient>>>,
     /// With several endpoints: one client per endpoint, built on first use.
     endpoint_clients: OnceCell<Vec<EndpointClient>>,
+    /// The attempts of the retry layer above, which sub-requests get too (see
+    /// [`S3Factory::outer_policy`]).
+    outer_attempts: Option<u32>,
 }
 
 impl S3Factory {
@@ -103,12 +106,23 @@ impl S3Factory {
             client: OnceCell::new(),
             lean: OnceCell::new(),
             endpoint_clients: OnceCell::new(),
+            outer_attempts: None,
         }
     }
 
     /// Set [`S3Options::outer_retries`] (a retry layer above retries whole operations).
     pub fn outer_retries(mut self, on: bool) -> Self {
         self.options.outer_retries = on;
+        self
+    }
+
+    /// The retry layer above, if any: it retries whole operations, and the sub-requests it
+    /// cannot see (multipart parts, the final PUT of a streamed write, ranged parts of a
+    /// read) get as many attempts as it makes (at least `max_attempts`), so a streamed write
+    /// is as patient with transient faults as a whole PUT.
+    pub fn outer_policy(mut self, policy: Option<&RetryPolicy>) -> Self {
+        self.options.outer_retries = policy.is_some();
+        self.outer_attempts = policy.map(|p| p.max_attempts);
         self
     }
 
@@ -120,6 +134,7 @@ impl S3Factory {
             client: OnceCell::new(),
             lean: OnceCell::new(),
             endpoint_clients: OnceCell::new(),
+            outer_attempts: None,
         }
     }
 
@@ -127,11 +142,15 @@ impl S3Factory {
     pub async fn client(&self) -> Result<&(Client, S3Options)> {
         self.client
             .get_or_try_init(|| async {
-                let opts = if self.env_tuning {
+                let mut opts = if self.env_tuning {
                     self.options.clone().with_env_overrides()?
                 } else {
                     self.options.clone()
                 };
+                if let Some(a) = self.outer_attempts {
+                    // Under the layer only sub-requests use it (see `outer_policy`).
+                    opts.max_attempts = opts.max_attempts.max(a);
+                }
                 let (client, lean) = opts.build().await?;
                 // Set once, with the client it was built beside.
                 let _ = self.lean.set(lean);
@@ -234,14 +253,14 @@ async fn balanced_store(
 /// retries whole operations and the SDK only their sub-requests
 /// ([`S3Options::outer_retries`]); the same holds for [`register_with`].
 pub fn register(registry: &mut Registry) {
-    let outer = registry.retry_policy().is_some();
-    registry.register(Scheme::S3, S3Factory::from_env().outer_retries(outer));
+    let factory = S3Factory::from_env().outer_policy(registry.retry_policy());
+    registry.register(Scheme::S3, factory);
 }
 
 /// Register `s3://` in `registry` with explicit options.
 pub fn register_with(registry: &mut Registry, options: S3Options) {
-    let outer = registry.retry_policy().is_some();
-    registry.register(Scheme::S3, S3Factory::new(options).outer_retries(outer));
+    let factory = S3Factory::new(options).outer_policy(registry.retry_policy());
+    registry.register(Scheme::S3, factory);
 }
 
 // The README's examples are compiled as doctests.
