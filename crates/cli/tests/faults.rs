@@ -39,9 +39,8 @@ fn policy() -> RetryPolicy {
     }
 }
 
-/// A fresh bucket (made on the server directly), and a layered store reaching it through
-/// a new proxy.
-async fn s3_through_proxy(tag: &str, policy: RetryPolicy) -> (FaultProxy, RetryStore) {
+/// A fresh bucket (made on the server directly) and a new proxy in front of the server.
+async fn s3_bucket_and_proxy(tag: &str) -> (String, FaultProxy) {
     let real = common::S3::seaweedfs().endpoint;
     let name = common::bucket(tag);
     S3Store::new(&name, test_s3_options(real.clone()))
@@ -50,7 +49,13 @@ async fn s3_through_proxy(tag: &str, policy: RetryPolicy) -> (FaultProxy, RetryS
         .create_bucket()
         .await
         .unwrap();
-    let proxy = FaultProxy::start(&real).await.unwrap();
+    (name, FaultProxy::start(&real).await.unwrap())
+}
+
+/// A fresh bucket (made on the server directly), and a layered store reaching it through
+/// a new proxy.
+async fn s3_through_proxy(tag: &str, policy: RetryPolicy) -> (FaultProxy, RetryStore) {
+    let (name, proxy) = s3_bucket_and_proxy(tag).await;
     let store = S3Store::new(&name, test_s3_options(proxy.url()))
         .await
         .unwrap();
@@ -363,15 +368,7 @@ fn s3_conditional_puts_settle_unknown_outcomes_by_looking_at_the_object() {
 #[test]
 fn s3_streamed_writes_get_the_retry_layers_attempts() {
     rt().block_on(async {
-        let real = common::S3::seaweedfs().endpoint;
-        let name = common::bucket("sub-attempts");
-        S3Store::new(&name, test_s3_options(real.clone()))
-            .await
-            .unwrap()
-            .create_bucket()
-            .await
-            .unwrap();
-        let proxy = FaultProxy::start(&real).await.unwrap();
+        let (name, proxy) = s3_bucket_and_proxy("sub-attempts").await;
         let mut registry = s3dlio_store_core::Registry::new();
         registry.set_retry_policy(Some(RetryPolicy {
             max_attempts: 6,
