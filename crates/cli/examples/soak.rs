@@ -220,9 +220,7 @@ async fn worker(
                 |t| &mut t.errors,
                 format!("{backend} {name}: {}", e.kind()),
             );
-            if e.kind() != ErrorKind::Interrupted && e.kind() != ErrorKind::RateLimited {
-                eprintln!("soak: {backend} {name} {key}: {e}");
-            }
+            eprintln!("soak: {backend} {name} {key}: {e}");
         }
     }
     have
