@@ -273,9 +273,12 @@ async fn main() -> std::process::ExitCode {
         .unwrap();
     let s3_proxy = FaultProxy::start(&s3_real).await.unwrap();
     s3_proxy.set_decider(random_faults(rate, 1, faults.clone()));
-    let s3 = S3Store::new(&bucket, test_s3_options(s3_proxy.url()))
-        .await
-        .unwrap();
+    // Sub-requests get the layer's attempts, as registering under the policy gives them.
+    let s3_opts = s3dlio_store_s3::S3Options {
+        max_attempts: policy().max_attempts,
+        ..test_s3_options(s3_proxy.url())
+    };
+    let s3 = S3Store::new(&bucket, s3_opts).await.unwrap();
 
     let az_real = env("S3DLIO_TEST_AZURITE");
     AzureStore::new(None, &tag, test_azure_options(az_real.clone()))
@@ -285,7 +288,11 @@ async fn main() -> std::process::ExitCode {
         .unwrap();
     let az_proxy = FaultProxy::start(&az_real).await.unwrap();
     az_proxy.set_decider(random_faults(rate, 2, faults));
-    let az = AzureStore::new(None, &tag, test_azure_options(az_proxy.url_for(&az_real))).unwrap();
+    let az_opts = s3dlio_store_azure::AzureOptions {
+        max_retries: policy().max_attempts - 1,
+        ..test_azure_options(az_proxy.url_for(&az_real))
+    };
+    let az = AzureStore::new(None, &tag, az_opts).unwrap();
 
     let backends: Vec<(&'static str, Arc<RetryStore>, String)> = vec![
         (
