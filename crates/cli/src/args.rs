@@ -54,6 +54,15 @@ pub struct S3Flags {
     /// Accept a Requester Pays bucket's charges (else S3DLIO_REQUEST_PAYER).
     #[arg(long, global = true, value_name = "requester", value_parser = ["requester"])]
     pub request_payer: Option<String>,
+    /// Server-side encryption of what S3 writes: AES256 or aws:kms (else S3DLIO_SSE).
+    #[arg(long, global = true, value_name = "AES256|aws:kms")]
+    pub sse: Option<String>,
+    /// The KMS key for --sse aws:kms: id, ARN or alias (else S3DLIO_SSE_KMS_KEY_ID).
+    #[arg(long, global = true, value_name = "KEY")]
+    pub sse_kms_key_id: Option<String>,
+    /// Storage class of what S3 writes, such as STANDARD_IA (else S3DLIO_STORAGE_CLASS).
+    #[arg(long, global = true, value_name = "CLASS")]
+    pub storage_class: Option<String>,
 }
 
 impl S3Flags {
@@ -64,6 +73,9 @@ impl S3Flags {
             || self.ca_bundle.is_some()
             || self.no_sign_request
             || self.request_payer.is_some()
+            || self.sse.is_some()
+            || self.sse_kms_key_id.is_some()
+            || self.storage_class.is_some()
     }
 }
 

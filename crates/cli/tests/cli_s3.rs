@@ -400,3 +400,43 @@ fn tfrecord_index_and_verify_on_s3() {
         .fails(1, "bad data CRC at offset 196656 (record 3)");
     drop_bucket(&s3, &b);
 }
+
+#[test]
+fn upload_with_encryption_and_storage_class() {
+    // moto: SeaweedFS has no KMS; moto stores and reports both settings.
+    let s3 = S3::moto();
+    let b = fresh_bucket(&s3, "sse");
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("a.bin", vec![7u8; 1000])]);
+    let src = dir.path().join("a.bin");
+    let flags = [
+        "--sse",
+        "aws:kms",
+        "--sse-kms-key-id",
+        "alias/cli-test",
+        "--storage-class",
+        "STANDARD_IA",
+    ];
+    let mut args = flags.to_vec();
+    args.extend(["upload", src.to_str().unwrap()]);
+    let dest = s3uri(&b, "enc/");
+    args.push(&dest);
+    s3.run(&args).ok();
+    let script = format!(
+        "import boto3\n\
+         c = boto3.client('s3', endpoint_url='{}', aws_access_key_id='a', \
+         aws_secret_access_key='b', region_name='us-east-1')\n\
+         h = c.head_object(Bucket='{b}', Key='enc/a.bin')\n\
+         print(h.get('ServerSideEncryption'), h.get('SSEKMSKeyId'), h.get('StorageClass'))",
+        s3.endpoint
+    );
+    if let Some(out) = common::python::python_with(&["boto3"], &script) {
+        assert_eq!(out.trim(), "aws:kms alias/cli-test STANDARD_IA");
+    }
+    // A key without aws:kms, and an unknown kind, are refused before any request.
+    s3.run(&["--sse-kms-key-id", "k", "ls", &s3uri(&b, "")])
+        .fails(1, "--sse-kms-key-id needs --sse aws:kms");
+    s3.run(&["--sse", "rot13", "ls", &s3uri(&b, "")])
+        .fails(1, "'rot13' is not a server-side encryption");
+    drop_bucket(&s3, &b);
+}

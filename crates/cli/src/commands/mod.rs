@@ -17,7 +17,7 @@ use s3dlio_metrics::{
     finalize_op_log, init_op_log_with, GlobalOpLog, Metrics, ObservedStore, OpLogConfig, Tracing,
 };
 use s3dlio_store_core::{Error, ObjectStore, ObjectUri, Registry, RetryPolicy};
-use s3dlio_store_s3::S3Options;
+use s3dlio_store_s3::{S3Options, ServerSideEncryption};
 use tracing::level_filters::LevelFilter;
 
 use crate::args::{Cli, Command, S3Flags};
@@ -112,6 +112,30 @@ pub fn s3_options(flags: &S3Flags) -> CliResult<S3Options> {
     }
     if flags.request_payer.is_some() {
         o.requester_pays = true;
+    }
+    match (&flags.sse, &flags.sse_kms_key_id) {
+        (Some(kind), key) => {
+            // A key or bucket key from the environment stays unless the flag names a key.
+            let (env_key, bucket_key) = match &o.server_side_encryption {
+                Some(ServerSideEncryption::Kms { key_id, bucket_key }) => {
+                    (key_id.clone(), *bucket_key)
+                }
+                _ => (None, None),
+            };
+            let key = key.clone().or(env_key);
+            o.server_side_encryption = Some(
+                ServerSideEncryption::parse(kind, key, bucket_key)
+                    .map_err(|e| CliError(format!("--sse: {}", e.message())))?,
+            );
+        }
+        (None, Some(key)) => match &mut o.server_side_encryption {
+            Some(ServerSideEncryption::Kms { key_id, .. }) => *key_id = Some(key.clone()),
+            _ => return Err(CliError("--sse-kms-key-id needs --sse aws:kms".into())),
+        },
+        (None, None) => {}
+    }
+    if let Some(c) = &flags.storage_class {
+        o.storage_class = Some(c.clone());
     }
     o.validate()?;
     Ok(o)
