@@ -302,6 +302,16 @@ fn s3_stalled_requests_time_out_and_are_retried() {
     });
 }
 
+/// The PUTs the proxy has passed on, once every exchange under way is recorded.
+async fn puts_recorded(proxy: &FaultProxy) -> usize {
+    proxy.settled().await;
+    proxy
+        .records()
+        .iter()
+        .filter(|r| r.request.method == "PUT")
+        .count()
+}
+
 /// A decider that gives the first PUT it sees `fault`.
 fn first_put(fault: ProxyFault) -> impl Fn(&RequestInfo) -> Option<ProxyFault> {
     let seen = std::sync::atomic::AtomicBool::new(false);
@@ -335,12 +345,7 @@ fn s3_conditional_puts_settle_unknown_outcomes_by_looking_at_the_object() {
                 store.put(key, body.clone(), PutOptions::create()).await
             };
             proxy.set_decider(|_| None);
-            proxy.settled().await;
-            let puts = proxy
-                .records()
-                .iter()
-                .filter(|r| r.request.method == "PUT")
-                .count();
+            let puts = puts_recorded(&proxy).await;
             r.unwrap_or_else(|e| panic!("{key}: {e}"));
             assert_eq!(puts, puts_sent, "{key}: PUTs sent");
             assert_eq!(store.get_bytes(key).await.unwrap(), body, "{key}");
@@ -388,12 +393,7 @@ fn s3_streamed_writes_get_the_retry_layers_attempts() {
         let mut w = store.writer(&key, PutOptions::default()).await.unwrap();
         w.write(Bytes::from_static(b"patient bytes")).await.unwrap();
         w.complete().await.unwrap();
-        proxy.settled().await;
-        let puts = proxy
-            .records()
-            .iter()
-            .filter(|r| r.request.method == "PUT")
-            .count();
+        let puts = puts_recorded(&proxy).await;
         assert_eq!(puts, 5, "4 throttled, then stored");
         assert_eq!(store.get_bytes(&key).await.unwrap(), "patient bytes");
     });
