@@ -231,7 +231,48 @@ mod specific {
         s.put_bytes(&key, pattern(9, 4 * MIB + 3)).await.unwrap();
         let e = res.bytes().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PreconditionFailed, "{e}");
+        assert!(
+            e.to_string().contains("replaced while it was being read"),
+            "{e}"
+        );
         s.delete(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn large_reads_land_in_pooled_buffers() {
+        // As in the native backend: a whole large read lands in one buffer from the pool,
+        // which comes back when the caller drops the bytes and is never handed out while
+        // held.
+        let server = Server::SeaweedFs;
+        let s = with(
+            server,
+            S3Options {
+                get_part_size: 2 * MIB,
+                ..options(server)
+            },
+        )
+        .await;
+        let key = format!("{}pooled.bin", unique_prefix("objs-pool"));
+        let data = pattern(10, 9 * MIB + 7);
+        s.put_bytes(&key, data.clone()).await.unwrap();
+        let held = s.get_bytes(&key).await.unwrap();
+        let first = s.get_bytes(&key).await.unwrap();
+        assert_ne!(
+            held.as_ptr(),
+            first.as_ptr(),
+            "a held buffer was handed out"
+        );
+        assert_same(&first, &data, "first read");
+        let ptr = first.as_ptr();
+        drop(first);
+        // Memory of the same size taken meanwhile: without the pool the allocator would
+        // hand the freed buffer's memory to this instead of to the next read.
+        let other = vec![1u8; 16 * MIB];
+        let again = s.get_bytes(&key).await.unwrap();
+        assert_eq!(again.as_ptr(), ptr, "a dropped buffer was not reused");
+        assert_same(&again, &data, "read into a reused buffer");
+        assert_same(&held, &data, "the held read is untouched");
+        drop(other);
     }
 
     #[tokio::test]

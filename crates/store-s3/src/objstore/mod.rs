@@ -98,6 +98,7 @@ use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, ObjectStore as _, ObjectStoreExt as _, PutPayload, UpdateVersion,
 };
+use s3dlio_store_core::pool::BufferPool;
 use s3dlio_store_core::store::DEFAULT_PAGE_SIZE;
 use s3dlio_store_core::{
     Capabilities, CopyOptions, Error, ErrorKind, GetOptions, GetResult, ListItem, ListOptions,
@@ -116,6 +117,8 @@ pub(crate) struct Shared {
     bucket: String,
     base_uri: String,
     opts: S3Options,
+    /// Whole-object GET buffers, reused once callers drop them (as the native backend's).
+    pool: Arc<BufferPool>,
 }
 
 impl Shared {
@@ -159,6 +162,7 @@ impl ObjectStoreS3 {
                 inner,
                 bucket,
                 base_uri,
+                pool: BufferPool::new(opts.buffer_pool_bytes),
                 opts,
             }),
         })

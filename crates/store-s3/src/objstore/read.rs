@@ -4,20 +4,19 @@
 //! larger object is read with `get_concurrency` ranged GETs pinned to that ETag (If-Match),
 //! so a concurrent overwrite fails the read instead of mixing two versions.
 
-use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, GetRange, ObjectStore as _};
+use s3dlio_store_core::ranged::{PartBody, PartSource, RangedBody};
 use s3dlio_store_core::{
-    Body, ByteRange, ByteStream, DeferredBody, Error, ErrorKind, GetOptions, GetResult, ObjectMeta,
-    Operation, Result,
+    Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, ObjectMeta, Operation,
+    Result,
 };
 
 use super::error::{map_err, path_of};
@@ -141,8 +140,9 @@ async fn sized_get(s: &Arc<Shared>, key: &str, path: Path, opts: &GetOptions) ->
     assemble(s, key, path, opts, res)
 }
 
-/// The result of a first response: its body alone if it holds everything asked for, else
-/// that body followed by the remaining parts.
+/// The result of a first response: its body alone if it holds everything asked for and is
+/// small, else a [`RangedBody`] that reads the rest with ranged GETs pinned to the first
+/// answer's ETag, into one pooled buffer or streamed in order (as the native backend does).
 fn assemble(
     s: &Arc<Shared>,
     key: &str,
@@ -159,122 +159,93 @@ fn assemble(
             .map_err(|e| e.context(Operation::Get, uri.clone()))?,
     };
     let got = res.range.clone();
-    let body = if got == want {
-        Body::Stream(body_stream(res, uri.clone()))
-    } else if got.start == want.start && got.end < want.end {
-        Body::Deferred(Box::new(PartedBody {
-            shared: Arc::clone(s),
-            path,
-            uri: uri.clone(),
-            first: body_stream(res, uri.clone()),
-            first_len: got.end - got.start,
-            rest: got.end..want.end,
-            etag: opts.if_match.clone().or_else(|| meta.etag.clone()),
-        }))
-    } else {
+    if got.start != want.start || got.end > want.end {
         return Err(Error::other(format!(
             "asked for bytes {want:?}, the server answered with {got:?}"
         ))
         .context(Operation::Get, uri));
+    }
+    let len = want.end - want.start;
+    let first = body_stream(res, uri.clone());
+    if got == want && !s.pool.pools(usize::try_from(len).unwrap_or(usize::MAX)) {
+        return Ok(GetResult {
+            meta,
+            range: want,
+            body: Body::Stream(first),
+            uri,
+        });
+    }
+    let source = ObjectParts {
+        shared: Arc::clone(s),
+        path,
+        uri: uri.clone(),
+        etag: opts.if_match.clone().or_else(|| meta.etag.clone()),
     };
+    let body = RangedBody::new(
+        Arc::new(source),
+        uri.clone(),
+        first,
+        got.end,
+        want.clone(),
+        s.opts.get_part_size as u64,
+        s.opts.get_concurrency,
+    )
+    .with_attempts(s.opts.max_attempts)
+    .with_pool(Arc::clone(&s.pool));
     Ok(GetResult {
         meta,
         range: want,
-        body,
+        body: Body::Deferred(Box::new(body)),
         uri,
     })
 }
 
-/// An object larger than one part: the first response's body, then ranged GETs for the rest.
-struct PartedBody {
+/// Ranged GETs of one object, pinned to the ETag the read began with.
+struct ObjectParts {
     shared: Arc<Shared>,
     path: Path,
     uri: String,
-    first: ByteStream,
-    first_len: u64,
-    rest: Range<u64>,
     /// Every further part must come from this version.
     etag: Option<String>,
 }
 
-impl fmt::Debug for PartedBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PartedBody")
-            .field("uri", &self.uri)
-            .field("first_len", &self.first_len)
-            .field("rest", &self.rest)
-            .field("etag", &self.etag)
-            .finish()
-    }
-}
-
-impl PartedBody {
-    fn len(&self) -> u64 {
-        self.first_len + (self.rest.end - self.rest.start)
-    }
-
-    /// Every part as one buffer, in order, with `get_concurrency` requests in flight.
-    fn parts(self) -> ByteStream {
-        let Self {
-            shared,
-            path,
-            uri,
-            first,
-            first_len,
-            rest,
-            etag,
-        } = self;
-        let part = shared.opts.get_part_size as u64;
-        let concurrency = shared.opts.get_concurrency;
-        let head: BoxFuture<'static, Result<Bytes>> = Box::pin(async move {
-            let mut buf = BytesMut::with_capacity(first_len as usize);
-            let mut first = first;
-            while let Some(chunk) = first.try_next().await? {
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(buf.freeze())
-        });
-        let tail = (rest.start..rest.end)
-            .step_by(part as usize)
-            .map(move |start| {
-                let end = start.saturating_add(part).min(rest.end);
-                let (shared, path, uri, etag) =
-                    (Arc::clone(&shared), path.clone(), uri.clone(), etag.clone());
-                let fut: BoxFuture<'static, Result<Bytes>> = Box::pin(async move {
-                    let res = request(
-                        &shared,
-                        &path,
-                        Some(GetRange::Bounded(start..end)),
-                        etag,
-                        false,
+impl PartSource for ObjectParts {
+    fn fetch(&self, range: Range<u64>) -> BoxFuture<'static, Result<PartBody>> {
+        let (shared, path, uri, etag) = (
+            Arc::clone(&self.shared),
+            self.path.clone(),
+            self.uri.clone(),
+            self.etag.clone(),
+        );
+        Box::pin(async move {
+            let res = request(
+                &shared,
+                &path,
+                Some(GetRange::Bounded(range.clone())),
+                etag,
+                false,
+            )
+            .await
+            .map_err(|e| {
+                let e = map_err(e, Operation::Get, &uri);
+                if e.kind() == ErrorKind::PreconditionFailed {
+                    super::error::rekind(
+                        e,
+                        ErrorKind::PreconditionFailed,
+                        "the object was replaced while it was being read (its ETag changed)",
                     )
-                    .await
-                    .map_err(|e| map_err(e, Operation::Get, &uri))?;
-                    res.bytes().await.map_err(|e| body_error(e, &uri))
-                });
-                fut
-            });
-        stream::iter(std::iter::once(head).chain(tail))
-            .buffered(concurrency)
-            .boxed()
-    }
-}
-
-#[async_trait]
-impl DeferredBody for PartedBody {
-    async fn bytes(self: Box<Self>) -> Result<Bytes> {
-        let len = usize::try_from(self.len()).map_err(|_| {
-            Error::invalid_input(format!("{} bytes do not fit in memory", self.len()))
-        })?;
-        let mut buf = BytesMut::with_capacity(len);
-        let mut parts = self.parts();
-        while let Some(p) = parts.try_next().await? {
-            buf.extend_from_slice(&p);
-        }
-        Ok(buf.freeze())
-    }
-
-    fn stream(self: Box<Self>) -> ByteStream {
-        self.parts()
+                } else {
+                    e
+                }
+            })?;
+            if res.range != range {
+                return Err(Error::other(format!(
+                    "asked for bytes {range:?}, the server sent {:?}",
+                    res.range
+                ))
+                .context(Operation::Get, uri));
+            }
+            Ok(PartBody::Stream(body_stream(res, uri)))
+        })
     }
 }
