@@ -11,7 +11,7 @@ use azure_core::http::{AsyncResponseBody, Method};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{StreamExt, TryStreamExt};
-use s3dlio_store_core::ranged::{self, PartBody, PartSource, RangedBody};
+use s3dlio_store_core::ranged::{self, PartBody, PartSource, RangedBody, Served};
 use s3dlio_store_core::{
     validate_key, Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, Operation,
     Result,
@@ -176,37 +176,22 @@ async fn send_get(
     shared.client.check(resp, Operation::Get, &uri).await
 }
 
-#[derive(Debug, Clone)]
-struct Served {
-    range: Range<u64>,
-    total: u64,
-}
-
 /// The bytes a response holds, from `Content-Range` (a 206) or the length (a 200).
 fn served_range(resp: &Response) -> Result<Served> {
     let len = resp
         .header("content-length")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0u64);
-    match resp.header("content-range") {
-        Some(cr) => parse_content_range(cr).ok_or_else(|| match empty_content_range(cr) {
-            // Azurite answers a range that starts at the end with an empty 206
-            // (`bytes 1000-999/1000`) where Azure answers 416.
-            Some((start, total)) => Error::new(
-                ErrorKind::RangeNotSatisfiable,
-                format!("range starts at byte {start} but the object has {total} bytes"),
-            ),
-            None => Error::other(format!("unparseable Content-Range '{cr}'")),
-        }),
-        None => Ok(Served {
-            range: 0..len,
-            total: len,
-        }),
-    }
-}
-
-fn parse_content_range(v: &str) -> Option<Served> {
-    ranged::parse_content_range(v).map(|(range, total)| Served { range, total })
+    let cr = resp.header("content-range");
+    Served::of_answer(cr, len).map_err(|e| match cr.and_then(empty_content_range) {
+        // Azurite answers a range that starts at the end with an empty 206
+        // (`bytes 1000-999/1000`) where Azure answers 416.
+        Some((start, total)) => Error::new(
+            ErrorKind::RangeNotSatisfiable,
+            format!("range starts at byte {start} but the object has {total} bytes"),
+        ),
+        None => e,
+    })
 }
 
 /// `bytes 1000-999/1000`: an empty range at or past the end, as (start, total).
@@ -261,30 +246,11 @@ async fn fetch_part(
     etag: Option<&str>,
     range: Range<u64>,
 ) -> Result<AsyncResponseBody> {
+    let uri = shared.uri(key);
     let resp = send_get(shared, key, Some(range.clone()), etag)
         .await
-        .map_err(|e| {
-            if e.kind() == ErrorKind::PreconditionFailed {
-                Error::new(
-                    ErrorKind::PreconditionFailed,
-                    format!(
-                        "the object was replaced while it was being read (its ETag changed): {}",
-                        e.message()
-                    ),
-                )
-                .context(Operation::Get, shared.uri(key))
-            } else {
-                e
-            }
-        })?;
-    let served = served_range(&resp)?;
-    if served.range != range {
-        return Err(Error::other(format!(
-            "asked for bytes {range:?}, the server sent {:?}",
-            served.range
-        ))
-        .context(Operation::Get, shared.uri(key)));
-    }
+        .map_err(|e| ranged::part_error(e, &uri))?;
+    ranged::check_part(&range, &served_range(&resp)?.range, &uri)?;
     Ok(resp.body)
 }
 
@@ -293,11 +259,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_range_parsing() {
-        let s = parse_content_range("bytes 0-99/1000").unwrap();
-        assert_eq!((s.range, s.total), (0..100, 1000));
-        assert!(parse_content_range("bytes 5-3/10").is_none());
-        assert!(parse_content_range("bytes */1000").is_none());
+    fn empty_content_ranges() {
         assert_eq!(
             empty_content_range("bytes 1000-999/1000"),
             Some((1000, 1000))

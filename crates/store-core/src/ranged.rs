@@ -366,14 +366,68 @@ impl DeferredBody for RangedBody {
     }
 }
 
+/// What one answer to a (ranged) GET holds: the bytes `range` of an object of `total` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub range: Range<u64>,
+    pub total: u64,
+}
+
+impl Served {
+    /// From an answer's `Content-Range` (a 206) or, without one, its length (a 200, the
+    /// whole object).
+    pub fn of_answer(content_range: Option<&str>, content_length: u64) -> Result<Self> {
+        match content_range {
+            Some(cr) => parse_content_range(cr)
+                .ok_or_else(|| Error::other(format!("unparseable Content-Range '{cr}'"))),
+            None => Ok(Self {
+                range: 0..content_length,
+                total: content_length,
+            }),
+        }
+    }
+}
+
 /// A `Content-Range` value, `bytes 0-99/1000`, as the bytes it covers (0..100) and the
 /// object's size (1000).
-pub fn parse_content_range(v: &str) -> Option<(Range<u64>, u64)> {
+pub fn parse_content_range(v: &str) -> Option<Served> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (span, total) = rest.split_once('/')?;
     let (a, b) = span.split_once('-')?;
     let (a, b, total): (u64, u64, u64) = (a.parse().ok()?, b.parse().ok()?, total.parse().ok()?);
-    (a <= b && b < total).then_some((a..b + 1, total))
+    (a <= b && b < total).then_some(Served {
+        range: a..b + 1,
+        total,
+    })
+}
+
+/// A failed part fetch as the caller should see it: a failed If-Match (the ETag the read
+/// is pinned to is gone) means the object was replaced midway; anything else is unchanged.
+pub fn part_error(e: Error, uri: &str) -> Error {
+    if e.kind() != ErrorKind::PreconditionFailed {
+        return e;
+    }
+    let mut out = Error::new(
+        ErrorKind::PreconditionFailed,
+        "the object was replaced while it was being read (its ETag changed)",
+    )
+    .context(Operation::Get, e.uri().unwrap_or(uri).to_owned());
+    if let Some(id) = e.request_id() {
+        out = out.with_request_id(id);
+    }
+    out.with_source(e)
+}
+
+/// A part's answer must hold exactly the bytes asked for: anything else would land in the
+/// wrong place of the object.
+pub fn check_part(asked: &Range<u64>, served: &Range<u64>, uri: &str) -> Result<()> {
+    if served == asked {
+        return Ok(());
+    }
+    Err(Error::other(format!(
+        "asked for bytes {asked:?}, the server sent {served:?}"
+    ))
+    .context(Operation::Get, uri))
 }
 
 #[cfg(test)]
@@ -384,14 +438,42 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0..100, 1000)));
+        let served = |range, total| Some(Served { range, total });
+        assert_eq!(parse_content_range("bytes 0-99/1000"), served(0..100, 1000));
         assert_eq!(
             parse_content_range("bytes 990-999/1000"),
-            Some((990..1000, 1000))
+            served(990..1000, 1000)
         );
         assert!(parse_content_range("bytes 5-3/10").is_none());
         assert!(parse_content_range("bytes */1000").is_none());
         assert!(parse_content_range("items 0-1/2").is_none());
+        assert_eq!(
+            Served::of_answer(None, 42).unwrap(),
+            Served {
+                range: 0..42,
+                total: 42
+            }
+        );
+        let e = Served::of_answer(Some("bytes x"), 1).unwrap_err();
+        assert!(e.to_string().contains("unparseable Content-Range"), "{e}");
+    }
+
+    #[test]
+    fn part_errors_name_a_replaced_object() {
+        let lost = Error::new(ErrorKind::PreconditionFailed, "412 Precondition Failed")
+            .with_request_id("req-1");
+        let e = part_error(lost, "s3://b/k");
+        assert_eq!(e.kind(), ErrorKind::PreconditionFailed);
+        assert!(
+            e.to_string().contains("replaced while it was being read"),
+            "{e}"
+        );
+        assert_eq!((e.uri(), e.request_id()), (Some("s3://b/k"), Some("req-1")));
+        let other = part_error(Error::new(ErrorKind::NotFound, "gone"), "s3://b/k");
+        assert_eq!(other.kind(), ErrorKind::NotFound);
+        assert!(check_part(&(0..10), &(0..10), "u").is_ok());
+        let e = check_part(&(0..10), &(0..9), "s3://b/k").unwrap_err();
+        assert!(e.to_string().contains("asked for bytes 0..10"), "{e}");
     }
 
     /// Serves parts of `data`; the part starting at `bad` comes back one byte short.

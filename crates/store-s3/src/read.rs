@@ -12,7 +12,7 @@ use aws_smithy_types::byte_stream::ByteStream as SdkStream;
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use s3dlio_store_core::ranged::{self, PartBody, PartSource, RangedBody};
+use s3dlio_store_core::ranged::{self, PartBody, PartSource, RangedBody, Served};
 use s3dlio_store_core::{
     validate_key, Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, ObjectMeta,
     Operation, Result,
@@ -245,11 +245,6 @@ async fn empty_if_empty(
     })
 }
 
-struct Served {
-    range: Range<u64>,
-    total: u64,
-}
-
 /// A whole object sent without its length (chunked, as some proxies do): read, so its
 /// size is known.
 async fn with_known_length(resp: Answer) -> Result<Answer> {
@@ -267,19 +262,10 @@ async fn with_known_length(resp: Answer) -> Result<Answer> {
 
 /// The bytes a response holds, from `Content-Range` (a 206) or the length (a 200).
 fn served_range(resp: &Answer) -> Result<Served> {
-    let len = resp.content_length.unwrap_or(0);
-    match resp.content_range.as_deref() {
-        Some(cr) => parse_content_range(cr)
-            .ok_or_else(|| Error::other(format!("unparseable Content-Range '{cr}'"))),
-        None => Ok(Served {
-            range: 0..len,
-            total: len,
-        }),
-    }
-}
-
-fn parse_content_range(v: &str) -> Option<Served> {
-    ranged::parse_content_range(v).map(|(range, total)| Served { range, total })
+    Served::of_answer(
+        resp.content_range.as_deref(),
+        resp.content_length.unwrap_or(0),
+    )
 }
 
 /// An SDK body as our stream of chunks.
@@ -327,42 +313,10 @@ async fn fetch_part(
     range: Range<u64>,
 ) -> Result<PartBody> {
     let header = format!("bytes={}-{}", range.start, range.end - 1);
+    let uri = shared.uri(key);
     let resp = send_get(shared, key, Some(header), etag, true)
         .await
-        .map_err(|(e, status)| {
-            if status == Some(412) {
-                Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "the object was replaced while it was being read (its ETag changed)",
-                )
-                .context(Operation::Get, shared.uri(key))
-            } else {
-                e
-            }
-        })?;
-    let served = served_range(&resp)?;
-    if served.range != range {
-        return Err(Error::other(format!(
-            "asked for bytes {range:?}, the server sent {:?}",
-            served.range
-        ))
-        .context(Operation::Get, shared.uri(key)));
-    }
+        .map_err(|(e, _)| ranged::part_error(e, &uri))?;
+    ranged::check_part(&range, &served_range(&resp)?.range, &uri)?;
     Ok(resp.body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_parsing() {
-        let s = parse_content_range("bytes 0-99/1000").unwrap();
-        assert_eq!((s.range, s.total), (0..100, 1000));
-        let s = parse_content_range("bytes 990-999/1000").unwrap();
-        assert_eq!((s.range, s.total), (990..1000, 1000));
-        assert!(parse_content_range("bytes 5-3/10").is_none());
-        assert!(parse_content_range("bytes */1000").is_none());
-        assert!(parse_content_range("items 0-1/2").is_none());
-    }
 }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, GetRange, ObjectStore as _};
-use s3dlio_store_core::ranged::{PartBody, PartSource, RangedBody};
+use s3dlio_store_core::ranged::{self, PartBody, PartSource, RangedBody};
 use s3dlio_store_core::{
     Body, ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, ObjectMeta, Operation,
     Result,
@@ -226,25 +226,8 @@ impl PartSource for ObjectParts {
                 false,
             )
             .await
-            .map_err(|e| {
-                let e = map_err(e, Operation::Get, &uri);
-                if e.kind() == ErrorKind::PreconditionFailed {
-                    super::error::rekind(
-                        e,
-                        ErrorKind::PreconditionFailed,
-                        "the object was replaced while it was being read (its ETag changed)",
-                    )
-                } else {
-                    e
-                }
-            })?;
-            if res.range != range {
-                return Err(Error::other(format!(
-                    "asked for bytes {range:?}, the server sent {:?}",
-                    res.range
-                ))
-                .context(Operation::Get, uri));
-            }
+            .map_err(|e| ranged::part_error(map_err(e, Operation::Get, &uri), &uri))?;
+            ranged::check_part(&range, &res.range, &uri)?;
             Ok(PartBody::Stream(body_stream(res, uri)))
         })
     }
