@@ -13,6 +13,51 @@ pub(crate) struct Failure {
     pub code: Option<String>,
     pub message: Option<String>,
     pub request_id: Option<String>,
+    /// Where the bucket lives, when the answer says (`x-amz-bucket-region`, or the
+    /// `<Region>` of an error document).
+    pub bucket_region: Option<String>,
+}
+
+impl Failure {
+    /// The bucket's region, when the request failed because it was sent to or signed for
+    /// another one: a redirect to the bucket's regional endpoint (301 `PermanentRedirect`,
+    /// which a HEAD gets without a document) or a signature scoped to the wrong region
+    /// (400 `AuthorizationHeaderMalformed`).
+    fn elsewhere(&self) -> Option<&str> {
+        let region = self.bucket_region.as_deref().filter(|r| !r.is_empty())?;
+        let misdirected = self.status == Some(301)
+            || matches!(
+                self.code.as_deref(),
+                Some(
+                    "PermanentRedirect"
+                        | "AuthorizationHeaderMalformed"
+                        | "IllegalLocationConstraintException"
+                )
+            );
+        misdirected.then_some(region)
+    }
+
+    /// The kind, whether a retry may help, and the message of a service's error answer.
+    pub(crate) fn classify(&self) -> (ErrorKind, bool, String) {
+        if let Some(region) = self.elsewhere() {
+            // Not transient and not a credentials problem: every request will fail the
+            // same way until the region is set.
+            return (
+                ErrorKind::InvalidInput,
+                false,
+                format!(
+                    "{}; the bucket is in region {region}: set the region to it \
+                     (AWS_REGION, the region option or s3-cli --region)",
+                    describe(self)
+                ),
+            );
+        }
+        let kind = kind_of(self.status, self.code.as_deref());
+        let retryable = kind.default_retryable()
+            || matches!(self.status, Some(500 | 502 | 504))
+            || self.code.as_deref() == Some("InternalError");
+        (kind, retryable, describe(self))
+    }
 }
 
 pub(crate) fn kind_of(status: Option<u16>, code: Option<&str>) -> ErrorKind {
@@ -89,6 +134,15 @@ where
         request_id: err
             .raw_response()
             .and_then(|r| r.headers().get("x-amz-request-id").map(str::to_owned)),
+        bucket_region: err.raw_response().and_then(|r| {
+            r.headers()
+                .get("x-amz-bucket-region")
+                .map(str::to_owned)
+                .or_else(|| {
+                    let body = std::str::from_utf8(r.body().bytes()?).ok()?;
+                    xml_field(body, "Region")
+                })
+        }),
     };
     let mut connection = None;
     let (kind, retryable, what) = match &err {
@@ -140,13 +194,7 @@ where
             false,
             format!("could not build the request: {}", DisplayErrorContext(&err)),
         ),
-        _ => {
-            let kind = kind_of(failure.status, failure.code.as_deref());
-            let retryable = kind.default_retryable()
-                || matches!(failure.status, Some(500 | 502 | 504))
-                || failure.code.as_deref() == Some("InternalError");
-            (kind, retryable, describe(&failure))
-        }
+        _ => failure.classify(),
     };
     let mut e = Error::new(kind, what)
         .set_retryable(retryable)
@@ -216,6 +264,21 @@ pub(crate) fn describe(f: &Failure) -> String {
     s
 }
 
+/// The text of `<name>...</name>` in an S3 error document, unescaped.
+pub(crate) fn xml_field(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
 /// The status of a failed call, for callers that treat some statuses specially.
 pub(crate) fn status_of<E>(
     err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
@@ -262,12 +325,48 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_elsewhere_is_a_configuration_error_only_when_misdirected() {
+        let redirect = Failure {
+            status: Some(301),
+            bucket_region: Some("eu-west-1".into()),
+            ..Failure::default()
+        };
+        let (kind, retryable, message) = redirect.classify();
+        assert_eq!((kind, retryable), (ErrorKind::InvalidInput, false));
+        assert!(
+            message.starts_with("HTTP 301; the bucket is in region eu-west-1"),
+            "{message}"
+        );
+        let signed_elsewhere = Failure {
+            status: Some(400),
+            code: Some("AuthorizationHeaderMalformed".into()),
+            bucket_region: Some("ap-south-1".into()),
+            ..Failure::default()
+        };
+        assert!(signed_elsewhere.classify().2.contains("ap-south-1"));
+        // S3 names the region on other answers too: they keep their own kind.
+        let denied = Failure {
+            status: Some(403),
+            code: Some("AccessDenied".into()),
+            bucket_region: Some("eu-west-1".into()),
+            ..Failure::default()
+        };
+        assert_eq!(denied.classify().0, ErrorKind::PermissionDenied);
+        let no_region = Failure {
+            status: Some(400),
+            code: Some("AuthorizationHeaderMalformed".into()),
+            ..Failure::default()
+        };
+        assert_eq!(no_region.classify().0, ErrorKind::Unauthenticated);
+    }
+
+    #[test]
     fn descriptions_carry_status_code_and_message() {
         let f = Failure {
             status: Some(404),
             code: Some("NoSuchKey".into()),
             message: Some("The specified key does not exist.".into()),
-            request_id: None,
+            ..Failure::default()
         };
         assert_eq!(
             describe(&f),

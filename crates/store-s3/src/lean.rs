@@ -41,7 +41,7 @@ use s3dlio_store_core::{
 };
 use tokio::sync::{Mutex, RwLock};
 
-use crate::error::{connection_failure, describe, kind_of, Failure};
+use crate::error::{connection_failure, xml_field, Failure};
 use crate::wire::{Wire, WireBody, WireError};
 
 /// Credentials are refreshed this long before they expire.
@@ -729,31 +729,18 @@ fn service_error(status: u16, headers: &HeaderMap, text: &str) -> Error {
         code: xml_field(text, "Code"),
         message: xml_field(text, "Message"),
         request_id,
+        bucket_region: headers
+            .get("x-amz-bucket-region")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| xml_field(text, "Region")),
     };
-    let kind = kind_of(failure.status, failure.code.as_deref());
-    let retryable = kind.default_retryable()
-        || matches!(status, 500 | 502 | 504)
-        || failure.code.as_deref() == Some("InternalError");
-    let mut e = Error::new(kind, describe(&failure)).set_retryable(retryable);
+    let (kind, retryable, message) = failure.classify();
+    let mut e = Error::new(kind, message).set_retryable(retryable);
     if let Some(id) = failure.request_id {
         e = e.with_request_id(id);
     }
     e
-}
-
-/// The text of `<name>...</name>` in an S3 error document, unescaped.
-fn xml_field(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{name}>"))?;
-    Some(
-        xml[start..end]
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
 }
 
 #[cfg(test)]

@@ -800,7 +800,7 @@ impl ObjectStore for S3Store {
                             status: None,
                             code: e.code().map(str::to_owned),
                             message: e.message().map(str::to_owned),
-                            request_id: None,
+                            ..Default::default()
                         };
                         let kind = crate::error::kind_of(None, f.code.as_deref());
                         let err = Error::new(kind, crate::error::describe(&f))

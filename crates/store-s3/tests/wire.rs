@@ -68,7 +68,9 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
         let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-        let name = path.rsplit('/').next().unwrap_or("").to_owned();
+        // The key's last segment, without the query the SDK adds (`?x-id=GetObject`).
+        let name = path.split('?').next().unwrap_or("");
+        let name = name.rsplit('/').next().unwrap_or("").to_owned();
         if name == "put-refused-early" {
             // Refused on its head alone, the body never read, and the connection closed
             // with it unread (a reset for a client still sending).
@@ -134,6 +136,12 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
             }
             continue;
         }
+        if let Some(answer) = region_answer(&name, &method) {
+            if conn.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let answer: &[u8] = match name.as_str() {
             "plain" | "drop-idle" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\netag: \"e\"\r\n\r\nhello",
             "chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\netag: \"e\"\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
@@ -180,6 +188,36 @@ async fn connection(mut conn: TcpStream, seen: Arc<Mutex<Seen>>) {
             _ => {}
         }
     }
+}
+
+/// As AWS answers a request for a bucket in eu-west-1 sent elsewhere: `elsewhere` is
+/// redirected to the bucket's regional endpoint (301, the region in a header; a HEAD gets
+/// no document), `wrong-region` was signed for another region (400, the region in the
+/// document only).
+fn region_answer(name: &str, method: &str) -> Option<String> {
+    let (status, header, doc) = match name {
+        "elsewhere" => (
+            "301 Moved Permanently",
+            "x-amz-bucket-region: eu-west-1\r\n",
+            "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to \
+             access must be addressed using the specified endpoint.</Message><Endpoint>\
+             b.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>b</Bucket><RequestId>R5\
+             </RequestId></Error>",
+        ),
+        "wrong-region" => (
+            "400 Bad Request",
+            "",
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization \
+             header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'\
+             </Message><Region>eu-west-1</Region><RequestId>R6</RequestId></Error>",
+        ),
+        _ => return None,
+    };
+    let doc = if method == "HEAD" { "" } else { doc };
+    Some(format!(
+        "HTTP/1.1 {status}\r\n{header}content-length: {}\r\n\r\n{doc}",
+        doc.len()
+    ))
 }
 
 fn options(url: &str) -> S3Options {
@@ -430,4 +468,76 @@ async fn under_sse_kms_a_lost_conditional_put_is_settled_by_its_crc32c() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
     assert_eq!(seen.lock().unwrap().requests["PUT kms-lost"], 2);
+}
+
+#[tokio::test]
+async fn a_bucket_in_another_region_is_named_once_not_retried() {
+    // Every path (wire, lean over hyper, the SDK) says where the bucket is and how to
+    // point requests there, as a configuration error that no retry can mend.
+    let (url, seen) = serve().await;
+    let paths = [
+        ("wire", options(&url)),
+        (
+            "lean",
+            S3Options {
+                wire_requests: false,
+                ..options(&url)
+            },
+        ),
+        (
+            "sdk",
+            S3Options {
+                lean_requests: false,
+                ..options(&url)
+            },
+        ),
+    ];
+    for (path, opts) in paths {
+        let s = S3Store::new(
+            "b",
+            S3Options {
+                max_attempts: 3,
+                ..opts
+            },
+        )
+        .await
+        .unwrap();
+        for (op, key) in [
+            ("GET", "elsewhere"),
+            ("HEAD", "elsewhere"),
+            ("PUT", "elsewhere"),
+            ("DELETE", "elsewhere"),
+            ("GET", "wrong-region"),
+            ("PUT", "wrong-region"),
+        ] {
+            let before = seen.lock().unwrap().requests.get(key).copied().unwrap_or(0);
+            let e = match op {
+                "GET" => s.get_bytes(key).await.unwrap_err(),
+                "HEAD" => s.head(key).await.unwrap_err(),
+                "PUT" => s
+                    .put_bytes(key, Bytes::from_static(b"x"))
+                    .await
+                    .unwrap_err(),
+                _ => s.delete(key).await.unwrap_err(),
+            };
+            let text = e.to_string();
+            assert_eq!(
+                e.kind(),
+                ErrorKind::InvalidInput,
+                "{path} {op} {key}: {text}"
+            );
+            assert!(!e.is_retryable(), "{path} {op} {key}: {text}");
+            assert!(
+                text.contains("the bucket is in region eu-west-1") && text.contains("AWS_REGION"),
+                "{path} {op} {key}: {text}"
+            );
+            let after = seen.lock().unwrap().requests[key];
+            assert_eq!(
+                after - before,
+                1,
+                "{path} {op} {key}: sent {} times",
+                after - before
+            );
+        }
+    }
 }
