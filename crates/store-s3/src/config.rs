@@ -533,11 +533,34 @@ impl S3Options {
 
     /// Build an SDK client.
     pub async fn build_client(&self) -> Result<Client> {
-        Ok(self.build().await?.0)
+        Ok(self.build().await?.client)
+    }
+
+    /// Build for `bucket`: when no region is configured anywhere (options, environment,
+    /// profile), ask the server where the bucket is and, if it names another region than
+    /// the assumed us-east-1, build for that region instead, as boto3 and s5cmd find a
+    /// bucket's region themselves. Returns what was built and the options it was built
+    /// with (the found region set).
+    pub(crate) async fn build_for_bucket(&self, bucket: &str) -> Result<(Built, S3Options)> {
+        let built = self.build().await?;
+        if !built.region_assumed {
+            return Ok((built, self.clone()));
+        }
+        match bucket_region(&built.client, bucket).await {
+            Some(region) if region != ASSUMED_REGION => {
+                tracing::info!("bucket {bucket} is in region {region}: using it");
+                let opts = S3Options {
+                    region: Some(region),
+                    ..self.clone()
+                };
+                Ok((opts.build().await?, opts))
+            }
+            _ => Ok((built, self.clone())),
+        }
     }
 
     /// Build an SDK client, and beside it the lean request path when `lean_requests` is on.
-    pub(crate) async fn build(&self) -> Result<(Client, Option<Arc<LeanClient>>)> {
+    pub(crate) async fn build(&self) -> Result<Built> {
         self.validate()?;
         let endpoint = self.effective_endpoint();
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -605,12 +628,13 @@ impl S3Options {
             Some(r) => r.to_string(),
             None => {
                 if !custom_endpoint {
-                    tracing::info!("no AWS region configured; using us-east-1");
+                    tracing::info!("no AWS region configured; using {ASSUMED_REGION}");
                 }
-                conf = conf.region(Region::new("us-east-1"));
-                "us-east-1".to_owned()
+                conf = conf.region(Region::new(ASSUMED_REGION));
+                ASSUMED_REGION.to_owned()
             }
         };
+        let region_assumed = shared.region().is_none();
         let credentials = shared.credentials_provider();
         let lean = match (
             self.lean_requests,
@@ -636,8 +660,48 @@ impl S3Options {
             })?),
             _ => None,
         };
-        Ok((Client::from_conf(conf.build()), lean))
+        Ok(Built {
+            client: Client::from_conf(conf.build()),
+            lean,
+            region_assumed,
+        })
     }
+}
+
+/// The region requests are signed for when none is configured.
+const ASSUMED_REGION: &str = "us-east-1";
+
+/// What [`S3Options::build`] made.
+pub(crate) struct Built {
+    pub client: Client,
+    /// The lean request path, when `lean_requests` is on and it applies.
+    pub lean: Option<Arc<LeanClient>>,
+    /// No region was configured anywhere: us-east-1 was assumed.
+    pub region_assumed: bool,
+}
+
+/// Where `bucket` lives, as the server says: HeadBucket's `x-amz-bucket-region`, which S3
+/// sends on its redirects and refusals too. One attempt, at most 10 s: `None` when the
+/// server does not say (SeaweedFS, say) or cannot be reached (the first real request
+/// reports that).
+pub(crate) async fn bucket_region(client: &Client, bucket: &str) -> Option<String> {
+    let probe = client
+        .head_bucket()
+        .bucket(bucket)
+        .customize()
+        .config_override(
+            aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled()),
+        )
+        .send();
+    let region = match tokio::time::timeout(Duration::from_secs(10), probe).await {
+        Ok(Ok(out)) => out.bucket_region().map(str::to_owned),
+        Ok(Err(e)) => e
+            .raw_response()
+            .and_then(|r| r.headers().get("x-amz-bucket-region"))
+            .map(str::to_owned),
+        Err(_) => None,
+    };
+    region.filter(|r| !r.is_empty())
 }
 
 impl S3Options {

@@ -59,6 +59,7 @@ mod writer;
 #[cfg(feature = "object-store-backend")]
 pub mod objstore;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -89,6 +90,11 @@ pub struct S3Factory {
     env_tuning: bool,
     client: OnceCell<(Client, S3Options)>,
     lean: OnceCell<Option<Arc<LeanClient>>>,
+    /// The shared client assumed us-east-1 (no region configured anywhere).
+    region_assumed: OnceCell<bool>,
+    /// With no region configured: each bucket's client, options and lean path, for buckets
+    /// the server placed in another region (`None`: the shared client serves it).
+    located: tokio::sync::Mutex<HashMap<String, Option<Arc<Located>>>>,
     /// With several endpoints: one client per endpoint, built on first use.
     endpoint_clients: OnceCell<Vec<EndpointClient>>,
     /// The attempts of the retry layer above, which sub-requests get too (see
@@ -105,6 +111,8 @@ impl S3Factory {
             env_tuning: false,
             client: OnceCell::new(),
             lean: OnceCell::new(),
+            region_assumed: OnceCell::new(),
+            located: Default::default(),
             endpoint_clients: OnceCell::new(),
             outer_attempts: None,
         }
@@ -133,6 +141,8 @@ impl S3Factory {
             env_tuning: true,
             client: OnceCell::new(),
             lean: OnceCell::new(),
+            region_assumed: OnceCell::new(),
+            located: Default::default(),
             endpoint_clients: OnceCell::new(),
             outer_attempts: None,
         }
@@ -151,10 +161,11 @@ impl S3Factory {
                     // Under the layer only sub-requests use it (see `outer_policy`).
                     opts.max_attempts = opts.max_attempts.max(a);
                 }
-                let (client, lean) = opts.build().await?;
-                // Set once, with the client it was built beside.
-                let _ = self.lean.set(lean);
-                Ok((client, opts))
+                let built = opts.build().await?;
+                // Set once, with the client they were built beside.
+                let _ = self.lean.set(built.lean);
+                let _ = self.region_assumed.set(built.region_assumed);
+                Ok((built.client, opts))
             })
             .await
     }
@@ -177,7 +188,18 @@ impl StoreFactory for S3Factory {
                 balanced_store(clients, &uri.container, opts).await?,
             ));
         }
-        let lean = match self.lean.get().and_then(Option::as_ref) {
+        let located = if self.region_assumed.get() == Some(&true) && !uri.container.is_empty() {
+            self.locate(&uri.container, client, opts)
+                .await
+                .map_err(|e| e.context(Operation::Open, uri.store_uri()))?
+        } else {
+            None
+        };
+        let (client, lean, opts) = match &located {
+            Some(l) => (&l.client, l.lean.as_ref(), &l.opts),
+            None => (client, self.lean.get().and_then(Option::as_ref), opts),
+        };
+        let lean = match lean {
             Some(l) => l.bucket(&uri.container).await,
             None => None,
         };
@@ -188,6 +210,51 @@ impl StoreFactory for S3Factory {
             opts.clone(),
             BufferPool::new(opts.buffer_pool_bytes),
         )?))
+    }
+}
+
+/// A bucket's own client, for a bucket in another region than the shared client's.
+#[derive(Debug)]
+struct Located {
+    client: Client,
+    lean: Option<Arc<LeanClient>>,
+    opts: S3Options,
+}
+
+impl S3Factory {
+    /// With no region configured: where `bucket` is, asked once per bucket (see
+    /// [`S3Options::build_for_bucket`]); a client for its region if that is not the shared
+    /// client's.
+    async fn locate(
+        &self,
+        bucket: &str,
+        client: &Client,
+        opts: &S3Options,
+    ) -> Result<Option<Arc<Located>>> {
+        let mut located = self.located.lock().await;
+        if let Some(l) = located.get(bucket) {
+            return Ok(l.clone());
+        }
+        let found = match config::bucket_region(client, bucket).await {
+            Some(region)
+                if Some(region.as_str()) != client.config().region().map(|r| r.as_ref()) =>
+            {
+                tracing::info!("bucket {bucket} is in region {region}: using it");
+                let opts = S3Options {
+                    region: Some(region),
+                    ..opts.clone()
+                };
+                let built = opts.build().await?;
+                Some(Arc::new(Located {
+                    client: built.client,
+                    lean: built.lean,
+                    opts,
+                }))
+            }
+            _ => None,
+        };
+        located.insert(bucket.to_owned(), found.clone());
+        Ok(found)
     }
 }
 
@@ -215,8 +282,8 @@ async fn endpoint_clients(opts: &S3Options) -> Result<Vec<EndpointClient>> {
             endpoints: Vec::new(),
             ..opts.clone()
         };
-        let (client, lean) = one.build().await?;
-        out.push((ep.clone(), client, lean));
+        let built = one.build().await?;
+        out.push((ep.clone(), built.client, built.lean));
     }
     Ok(out)
 }

@@ -125,13 +125,16 @@ impl S3Store {
         })
     }
 
-    /// A store for `bucket` with a client built from `opts` and the environment.
+    /// A store for `bucket` with a client built from `opts` and the environment. When no
+    /// region is configured anywhere, one HEAD of the bucket first asks where it is, and a
+    /// bucket in another region than us-east-1 gets a client for its region.
     pub async fn new(bucket: impl Into<String>, opts: S3Options) -> Result<Self> {
         let bucket = bucket.into();
-        let (client, lean) = opts
-            .build()
+        let (built, opts) = opts
+            .build_for_bucket(&bucket)
             .await
             .map_err(|e| e.context(Operation::Open, format!("s3://{bucket}/")))?;
+        let (client, lean) = (built.client, built.lean);
         let lean = match lean {
             Some(l) => l.bucket(&bucket).await,
             None => None,
@@ -158,12 +161,22 @@ impl S3Store {
         self.shared.lean.is_some()
     }
 
-    /// Create this store's bucket. An existing bucket you own is `AlreadyExists`.
+    /// Create this store's bucket, in the client's region (S3 wants the region named for
+    /// any but us-east-1). An existing bucket you own is `AlreadyExists`.
     pub async fn create_bucket(&self) -> Result<()> {
         let s = &self.shared;
+        let region = s.client.config().region().map(|r| r.as_ref().to_owned());
+        let location = region.filter(|r| r != "us-east-1").map(|r| {
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    r.as_str(),
+                ))
+                .build()
+        });
         s.client
             .create_bucket()
             .bucket(&s.bucket)
+            .set_create_bucket_configuration(location)
             .send()
             .await
             .map(|_| ())

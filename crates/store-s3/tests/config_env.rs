@@ -2,10 +2,12 @@
 //! it sets process-wide environment variables, which parallel tests would race on.
 
 mod common;
+mod relay;
 
 use bytes::Bytes;
 use common::{keys, unique_prefix, Server};
-use s3dlio_store_core::{ErrorKind, ObjectStoreExt};
+use relay::{relay, requests, Recorded};
+use s3dlio_store_core::{ErrorKind, ObjectStoreExt, Registry};
 use s3dlio_store_s3::{S3Options, S3Store, ServerSideEncryption, UploadIntegrity};
 
 fn clear_aws_env() {
@@ -222,5 +224,87 @@ async fn environment_profiles_and_explicit_options() {
         "{e}"
     );
     std::env::remove_var("S3DLIO_REQUEST_PAYER");
+
+    // 9. No region anywhere: one HEAD asks where the bucket is and its region is used, as
+    //    boto3 and s5cmd find it; a bucket is created in the client's region. On moto
+    //    (which keeps buckets' regions and refuses a create without the location) through
+    //    a recording relay, to see the region every request is signed for.
+    clear_aws_env();
+    std::env::set_var("AWS_CONFIG_FILE", dir.join("none"));
+    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"));
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    common::store(Server::Moto).await; // its test bucket, in us-east-1
+    let moto = Server::Moto.endpoint();
+    let (url, sent) = relay(moto.trim_start_matches("http://").to_owned()).await;
+    let through_relay = |region: Option<&str>| S3Options {
+        endpoint_url: Some(url.clone()),
+        region: region.map(str::to_owned),
+        ..common::options(Server::Moto)
+    };
+    let eu = format!("s3dlio-eu-{}", std::process::id());
+    S3Store::new(eu.clone(), through_relay(Some("eu-west-1")))
+        .await
+        .unwrap()
+        .create_bucket()
+        .await
+        .unwrap();
+    let store = S3Store::new(eu.clone(), through_relay(None)).await.unwrap();
+    assert_eq!(store.options().region.as_deref(), Some("eu-west-1"));
+    round_trip(&store, "found-region").await;
+    // Through the registry: asked once per bucket; a us-east-1 bucket keeps the shared client.
+    let mut registry = Registry::with_parse_options(Default::default());
+    s3dlio_store_s3::register_with(&mut registry, through_relay(None));
+    for bucket in [eu.as_str(), eu.as_str(), Server::Moto.bucket()] {
+        let (s, key) = registry
+            .resolve(&format!(
+                "s3://{bucket}/{}via-registry",
+                unique_prefix("region")
+            ))
+            .await
+            .unwrap();
+        s.put_bytes(&key, Bytes::from_static(b"r")).await.unwrap();
+        assert_eq!(s.get_bytes(&key).await.unwrap(), "r", "{bucket}");
+    }
+    let signed_for = |r: &Recorded| {
+        let auth = r.header("authorization").unwrap_or_default();
+        let scope = auth.split("Credential=").nth(1).unwrap_or_default();
+        scope.split('/').nth(2).unwrap_or_default().to_owned()
+    };
+    let seen = requests(&sent.lock().unwrap());
+    // Bucket-level requests are `HEAD /bucket/` (the probe) and `PUT /bucket/` (the create).
+    let on_bucket = |method: &str, bucket: &str, r: &Recorded| {
+        r.line == format!("{method} /{bucket}/") || r.line == format!("{method} /{bucket}")
+    };
+    let on_objects = |bucket: &str| {
+        let prefix = format!(" /{bucket}/");
+        seen.iter()
+            .filter(|r| r.line.contains(&prefix) && !r.line.ends_with(&prefix[1..]))
+            .collect::<Vec<_>>()
+    };
+    let probes: Vec<_> = seen.iter().filter(|r| on_bucket("HEAD", &eu, r)).collect();
+    assert_eq!(
+        probes.len(),
+        2,
+        "one probe by S3Store::new, one by the registry"
+    );
+    assert!(probes.iter().all(|r| signed_for(r) == "us-east-1"));
+    let creates: Vec<_> = seen.iter().filter(|r| on_bucket("PUT", &eu, r)).collect();
+    assert_eq!(creates.len(), 1);
+    assert_eq!(signed_for(creates[0]), "eu-west-1");
+    let in_eu = on_objects(&eu);
+    assert_eq!(in_eu.len(), 6, "{in_eu:?}");
+    for r in in_eu {
+        assert_eq!(signed_for(r), "eu-west-1", "{}", r.line);
+    }
+    let home = Server::Moto.bucket();
+    assert_eq!(
+        seen.iter().filter(|r| on_bucket("HEAD", home, r)).count(),
+        1
+    );
+    let at_home = on_objects(home);
+    assert_eq!(at_home.len(), 2, "{at_home:?}");
+    for r in at_home {
+        assert_eq!(signed_for(r), "us-east-1", "{}", r.line);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
