@@ -547,7 +547,7 @@ impl S3Options {
             return Ok((built, self.clone()));
         }
         match bucket_region(&built.client, bucket).await {
-            Some(region) if region != ASSUMED_REGION => {
+            Ok(Some(region)) if region != ASSUMED_REGION => {
                 tracing::info!("bucket {bucket} is in region {region}: using it");
                 let opts = S3Options {
                     region: Some(region),
@@ -681,10 +681,10 @@ pub(crate) struct Built {
 }
 
 /// Where `bucket` lives, as the server says: HeadBucket's `x-amz-bucket-region`, which S3
-/// sends on its redirects and refusals too. One attempt, at most 10 s: `None` when the
-/// server does not say (SeaweedFS, say) or cannot be reached (the first real request
-/// reports that).
-pub(crate) async fn bucket_region(client: &Client, bucket: &str) -> Option<String> {
+/// sends on its redirects and refusals too. One attempt, at most 10 s: `Ok(None)` when the
+/// server answered without saying (SeaweedFS does), `Err` when no answer came (the first
+/// real request reports why).
+pub(crate) async fn bucket_region(client: &Client, bucket: &str) -> Result<Option<String>, ()> {
     let probe = client
         .head_bucket()
         .bucket(bucket)
@@ -695,13 +695,16 @@ pub(crate) async fn bucket_region(client: &Client, bucket: &str) -> Option<Strin
         .send();
     let region = match tokio::time::timeout(Duration::from_secs(10), probe).await {
         Ok(Ok(out)) => out.bucket_region().map(str::to_owned),
-        Ok(Err(e)) => e
-            .raw_response()
-            .and_then(|r| r.headers().get("x-amz-bucket-region"))
-            .map(str::to_owned),
-        Err(_) => None,
+        Ok(Err(e)) => {
+            let answer = e.raw_response().ok_or(())?;
+            answer
+                .headers()
+                .get("x-amz-bucket-region")
+                .map(str::to_owned)
+        }
+        Err(_) => return Err(()),
     };
-    region.filter(|r| !r.is_empty())
+    Ok(region.filter(|r| !r.is_empty()))
 }
 
 impl S3Options {

@@ -94,7 +94,7 @@ pub struct S3Factory {
     region_assumed: OnceCell<bool>,
     /// With no region configured: each bucket's client, options and lean path, for buckets
     /// the server placed in another region (`None`: the shared client serves it).
-    located: tokio::sync::Mutex<HashMap<String, Option<Arc<Located>>>>,
+    located: std::sync::Mutex<HashMap<String, Arc<Location>>>,
     /// With several endpoints: one client per endpoint, built on first use.
     endpoint_clients: OnceCell<Vec<EndpointClient>>,
     /// The attempts of the retry layer above, which sub-requests get too (see
@@ -213,6 +213,9 @@ impl StoreFactory for S3Factory {
     }
 }
 
+/// Where one bucket is, once asked: `None` when the shared client serves it.
+type Location = OnceCell<Option<Arc<Located>>>;
+
 /// A bucket's own client, for a bucket in another region than the shared client's.
 #[derive(Debug)]
 struct Located {
@@ -224,37 +227,49 @@ struct Located {
 impl S3Factory {
     /// With no region configured: where `bucket` is, asked once per bucket (see
     /// [`S3Options::build_for_bucket`]); a client for its region if that is not the shared
-    /// client's.
+    /// client's. Buckets are asked for concurrently; a probe that got no answer is not
+    /// remembered, so the next open asks again.
     async fn locate(
         &self,
         bucket: &str,
         client: &Client,
         opts: &S3Options,
     ) -> Result<Option<Arc<Located>>> {
-        let mut located = self.located.lock().await;
-        if let Some(l) = located.get(bucket) {
-            return Ok(l.clone());
+        let cell = Arc::clone(
+            self.located
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(bucket.to_owned())
+                .or_default(),
+        );
+        let found = cell
+            .get_or_try_init(|| async {
+                let home = client.config().region().map(|r| r.as_ref().to_owned());
+                match config::bucket_region(client, bucket).await {
+                    Err(()) => Err(None),
+                    Ok(Some(region)) if Some(&region) != home.as_ref() => {
+                        tracing::info!("bucket {bucket} is in region {region}: using it");
+                        let opts = S3Options {
+                            region: Some(region),
+                            ..opts.clone()
+                        };
+                        let built = opts.build().await.map_err(Some)?;
+                        Ok(Some(Arc::new(Located {
+                            client: built.client,
+                            lean: built.lean,
+                            opts,
+                        })))
+                    }
+                    Ok(_) => Ok(None),
+                }
+            })
+            .await;
+        match found {
+            Ok(l) => Ok(l.clone()),
+            // No answer: the shared client for now; the first request reports the trouble.
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
         }
-        let found = match config::bucket_region(client, bucket).await {
-            Some(region)
-                if Some(region.as_str()) != client.config().region().map(|r| r.as_ref()) =>
-            {
-                tracing::info!("bucket {bucket} is in region {region}: using it");
-                let opts = S3Options {
-                    region: Some(region),
-                    ..opts.clone()
-                };
-                let built = opts.build().await?;
-                Some(Arc::new(Located {
-                    client: built.client,
-                    lean: built.lean,
-                    opts,
-                }))
-            }
-            _ => None,
-        };
-        located.insert(bucket.to_owned(), found.clone());
-        Ok(found)
     }
 }
 

@@ -306,5 +306,26 @@ async fn environment_profiles_and_explicit_options() {
     for r in at_home {
         assert_eq!(signed_for(r), "us-east-1", "{}", r.line);
     }
+    // A server that cannot be reached: opening still succeeds at once (the probe's failure
+    // is not the open's), and the first request reports it.
+    let dead = S3Options {
+        endpoint_url: Some("http://127.0.0.1:1".into()),
+        max_attempts: 1,
+        ..through_relay(None)
+    };
+    let t = std::time::Instant::now();
+    let store = S3Store::new(eu.clone(), dead.clone()).await.unwrap();
+    assert_eq!(store.options().region, None);
+    let e = store.get_bytes("k").await.unwrap_err();
+    assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    let mut registry = Registry::with_parse_options(Default::default());
+    s3dlio_store_s3::register_with(&mut registry, dead);
+    let (s, key) = registry.resolve(&format!("s3://{eu}/k")).await.unwrap();
+    assert!(s.get_bytes(&key).await.is_err());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
