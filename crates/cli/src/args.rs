@@ -38,7 +38,8 @@ pub struct S3Flags {
     /// together (S3DLIO_LOAD_BALANCE).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// S3 region (else AWS_REGION, the profile's, us-east-1).
+    /// S3 region (else AWS_REGION, the profile's, the bucket's own as the server names it,
+    /// us-east-1).
     #[arg(long, global = true)]
     pub region: Option<String>,
     /// AWS profile for credentials and settings (else AWS_PROFILE).
