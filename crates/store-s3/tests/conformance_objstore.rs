@@ -3,6 +3,7 @@
 //! suite cannot see of that implementation.
 
 mod common;
+mod relay;
 
 use std::sync::Arc;
 
@@ -236,6 +237,78 @@ mod specific {
             "{e}"
         );
         s.delete(&key).await.unwrap();
+    }
+
+    /// A proxy to `server` that cuts the answer to the GET of bytes 1 to 2 MiB at half.
+    async fn cut_second_part(server: Server) -> (String, relay::Seen) {
+        let part = format!("range: bytes={}-{}", MIB, 2 * MIB - 1);
+        relay::cutting_proxy(
+            server.endpoint().trim_start_matches("http://").to_owned(),
+            move |head| head.to_ascii_lowercase().contains(&part),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_part_cut_midway_is_resumed_from_its_last_byte() {
+        // object_store resumes a cut body itself (its retries are `max_attempts`), and the
+        // shared `RangedBody` would again after it: either way from the last byte received.
+        let server = Server::SeaweedFs;
+        let direct = with(server, options(server)).await;
+        let key = format!("{}cut.bin", unique_prefix("objs-cut"));
+        let data = pattern(11, 3 * MIB + 5);
+        direct.put_bytes(&key, data.clone()).await.unwrap();
+        // The part at 1 MiB is cut at half its body.
+        let (url, seen) = cut_second_part(server).await;
+        let s = with(
+            server,
+            S3Options {
+                endpoint_url: Some(url),
+                get_part_size: MIB,
+                get_concurrency: 3,
+                ..options(server)
+            },
+        )
+        .await;
+        assert_same(
+            &s.get_bytes(&key).await.unwrap(),
+            &data,
+            "read through the cut",
+        );
+        let ranges: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(line, _)| line.starts_with("GET "))
+            .filter_map(|(_, r)| r.clone())
+            .collect();
+        let resumed = format!("bytes={}-{}", MIB + MIB / 2, 2 * MIB - 1);
+        assert!(
+            ranges.contains(&resumed),
+            "not resumed at its last byte: {ranges:?}"
+        );
+        let again = format!("bytes={}-{}", MIB, 2 * MIB - 1);
+        assert_eq!(
+            ranges.iter().filter(|r| **r == again).count(),
+            1,
+            "the part was fetched whole again: {ranges:?}"
+        );
+
+        // With one attempt nothing resumes it: the read fails, never comes back short.
+        let (url, _) = cut_second_part(server).await;
+        let once = with(
+            server,
+            S3Options {
+                endpoint_url: Some(url),
+                get_part_size: MIB,
+                max_attempts: 1,
+                ..options(server)
+            },
+        )
+        .await;
+        let e = once.get_bytes(&key).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Interrupted, "{e}");
+        direct.delete(&key).await.unwrap();
     }
 
     #[tokio::test]
