@@ -546,17 +546,30 @@ impl S3Options {
         if !built.region_assumed {
             return Ok((built, self.clone()));
         }
-        match bucket_region(&built.client, bucket).await {
-            Ok(Some(region)) if region != ASSUMED_REGION => {
-                tracing::info!("bucket {bucket} is in region {region}: using it");
-                let opts = S3Options {
-                    region: Some(region),
-                    ..self.clone()
-                };
-                Ok((opts.build().await?, opts))
-            }
+        match self.located_at(&built.client, bucket).await {
+            Ok(Some(opts)) => Ok((opts.build().await?, opts)),
             _ => Ok((built, self.clone())),
         }
+    }
+
+    /// These options for `bucket`'s own region, when the server names one other than the
+    /// region `client` signs for (`Ok(None)`: `client` serves it); `Err` when no answer came.
+    pub(crate) async fn located_at(
+        &self,
+        client: &Client,
+        bucket: &str,
+    ) -> Result<Option<S3Options>, ()> {
+        let home = client.config().region().map(|r| r.as_ref().to_owned());
+        Ok(bucket_region(client, bucket)
+            .await?
+            .filter(|region| Some(region) != home.as_ref())
+            .map(|region| {
+                tracing::info!("bucket {bucket} is in region {region}: using it");
+                S3Options {
+                    region: Some(region),
+                    ..self.clone()
+                }
+            }))
     }
 
     /// Build an SDK client, and beside it the lean request path when `lean_requests` is on.

@@ -244,24 +244,15 @@ impl S3Factory {
         );
         let found = cell
             .get_or_try_init(|| async {
-                let home = client.config().region().map(|r| r.as_ref().to_owned());
-                match config::bucket_region(client, bucket).await {
-                    Err(()) => Err(None),
-                    Ok(Some(region)) if Some(&region) != home.as_ref() => {
-                        tracing::info!("bucket {bucket} is in region {region}: using it");
-                        let opts = S3Options {
-                            region: Some(region),
-                            ..opts.clone()
-                        };
-                        let built = opts.build().await.map_err(Some)?;
-                        Ok(Some(Arc::new(Located {
-                            client: built.client,
-                            lean: built.lean,
-                            opts,
-                        })))
-                    }
-                    Ok(_) => Ok(None),
-                }
+                let Some(opts) = opts.located_at(client, bucket).await.map_err(|()| None)? else {
+                    return Ok(None);
+                };
+                let built = opts.build().await.map_err(Some)?;
+                Ok(Some(Arc::new(Located {
+                    client: built.client,
+                    lean: built.lean,
+                    opts,
+                })))
             })
             .await;
         match found {
