@@ -12,6 +12,44 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+/// The memory of a `bytes` object, kept alive by a reference to it. CPython never changes a
+/// `bytes` object once it is made, so a payload can be sent straight from it.
+struct PyBytesOwner {
+    _obj: Py<PyBytes>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the memory is immutable and lives as long as `_obj`, which is `Send + Sync`
+// (dropped on a thread not attached to the interpreter, its reference is released later
+// by PyO3's reference pool).
+unsafe impl Send for PyBytesOwner {}
+unsafe impl Sync for PyBytesOwner {}
+
+impl AsRef<[u8]> for PyBytesOwner {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr` and `len` describe the buffer of `_obj`, alive and unchanged while
+        // this owner holds it.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// The bytes of an immutable object, shared rather than copied: a `bytes` (or a subclass),
+/// or a `BytesView` returned by a read. `None` for anything else (which may change while
+/// the Rust side holds it, so it must be copied).
+pub fn shared_bytes(data: &Bound<'_, PyAny>) -> Option<Bytes> {
+    if let Ok(v) = data.cast::<BytesView>() {
+        return Some(v.get().data.clone());
+    }
+    let b = data.cast::<PyBytes>().ok()?;
+    let s = b.as_bytes();
+    Some(Bytes::from_owner(PyBytesOwner {
+        ptr: s.as_ptr(),
+        len: s.len(),
+        _obj: b.clone().unbind(),
+    }))
+}
+
 #[derive(Debug)]
 #[pyclass(frozen, module = "s3dlio", name = "BytesView")]
 pub struct BytesView {

@@ -16,7 +16,7 @@ use s3dlio_store_core::{
     ByteRange, ListItem, ListOptions, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectUri,
 };
 
-use crate::buffer::BytesView;
+use crate::buffer::{shared_bytes, BytesView};
 use crate::errors::{command_error, to_py};
 use crate::runtime::{block_on, State};
 
@@ -53,9 +53,13 @@ pub(crate) async fn open(s: &State, uri: &str) -> PyResult<(Arc<dyn ObjectStore>
     Ok((s.ctx.observe(store), u))
 }
 
-/// The bytes of any object exposing the buffer protocol (bytes, bytearray, memoryview,
-/// numpy arrays, ...), copied once while the GIL is held.
+/// The bytes of any object exposing the buffer protocol: `bytes` and `BytesView` shared
+/// without a copy (they cannot change), anything else (bytearray, memoryview, numpy
+/// arrays, ...) copied once while the GIL is held.
 pub(crate) fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Some(b) = shared_bytes(data) {
+        return Ok(b);
+    }
     let buf = PyBuffer::<u8>::get(data)
         .map_err(|_| PyValueError::new_err("data must be bytes-like (the buffer protocol)"))?;
     Ok(Bytes::from(buf.to_vec(data.py())?))

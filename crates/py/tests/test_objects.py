@@ -34,6 +34,45 @@ def test_put_bytes_takes_any_buffer(base):
         s3dlio.put_bytes(base + "bad", 12345)
 
 
+def test_bytes_payloads_are_sent_without_a_copy(tmp_path):
+    # A fresh interpreter, so the peak RSS it reports is this check's alone. A 256 MiB
+    # `bytes` payload (and a BytesView read back) written by put_bytes and put_many: a copy
+    # of either would raise the peak by 256 MiB or more; the references taken are all
+    # given back once the calls return.
+    code = """
+import resource, sys, s3dlio
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = sys.argv[1]
+s3dlio.put_bytes(base + "warm-up", b"x")
+data = b"\\x5a" * (256 << 20)
+refs = sys.getrefcount(data)
+p0 = peak()
+s3dlio.put_bytes(base + "one", data)
+s3dlio.put_many([(base + "m0", data), (base + "m1", data)], max_in_flight=2)
+p1 = peak()
+view = s3dlio.get(base + "one")
+p2 = peak()
+s3dlio.put_bytes(base + "again", view)
+s3dlio.put_many([(base + "v0", view), (base + "v1", view)])
+p3 = peak()
+print(p1 - p0, p3 - p2, sys.getrefcount(data) - refs)
+"""
+    base = (tmp_path / "out").as_uri() + "/"
+    out = subprocess.run(
+        [sys.executable, "-c", code, base], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    put_growth, view_growth, leaked = (int(x) for x in out.stdout.split())
+    assert put_growth < 64 << 10, f"peak RSS rose {put_growth >> 10} MiB writing bytes"
+    assert view_growth < 64 << 10, f"peak RSS rose {view_growth >> 10} MiB writing a view"
+    assert leaked == 0, f"{leaked} references to the payload kept after the calls"
+    for name in ["one", "m0", "m1", "again", "v0", "v1"]:
+        p = tmp_path / "out" / name
+        assert p.stat().st_size == 256 << 20
+    assert (tmp_path / "out" / "v1").read_bytes()[-3:] == b"ZZZ"
+
+
 def test_results_are_shared_with_numpy_without_a_copy(base):
     uri = base + "z.bin"
     s3dlio.put_bytes(uri, bytes(range(256)) * 16)
