@@ -283,8 +283,11 @@ def save_state_dict(
     writer = _store(store_or_uri, compression_level).writer(
         world_size, rank, save_id=save_id, timeout=timeout
     )
+    # getvalue() hands over the BytesIO's own bytes object (CPython shares it rather than
+    # copying it when nothing else views the buffer), and a bytes payload is sent from its
+    # own memory: the serialized state is never copied.
     manifest = writer.save_shards(
-        step, {"data": buf.getbuffer()}, epoch=epoch, framework="pytorch", user_meta=user_meta
+        step, {"data": buf.getvalue()}, epoch=epoch, framework="pytorch", user_meta=user_meta
     )
     if group:
         _dist.barrier()
