@@ -176,28 +176,39 @@ def test_state_dict_round_trips_exactly(base):
         st.load_state_dict(base + "empty/")
 
 
-def test_state_dict_saves_copy_nothing_but_the_serialized_bytes(tmp_path):
-    # A fresh interpreter, so its peak RSS is this check's alone: a 128 MiB tensor costs
-    # its serialized bytes once more while saved (torch.save into memory), not twice.
-    code = """
+def test_state_dicts_copy_nothing_but_the_serialized_bytes(tmp_path):
+    # Fresh interpreters, so each peak RSS is one call's alone: a 128 MiB tensor costs its
+    # serialized bytes once more while saved (torch.save into memory), not twice; loaded,
+    # the checkpoint's bytes and the tensor, not a third copy for torch.load to read.
+    save = """
 import resource, sys, torch, s3dlio.torch as st
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
-state = {"w": torch.ones(32 << 20, dtype=torch.float32)}
+state = {"w": torch.arange(32 << 20, dtype=torch.float32)}
 st.save_state_dict(sys.argv[1], 1, {"w": torch.ones(4)})
 p0 = peak()
 st.save_state_dict(sys.argv[1], 2, state)
+print(peak() - p0)
+"""
+    load = """
+import resource, sys, torch, s3dlio.torch as st
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+st.load_state_dict(sys.argv[1], 1)
+p0 = peak()
+w = st.load_state_dict(sys.argv[1], 2)["w"]
 p1 = peak()
-assert torch.equal(st.load_state_dict(sys.argv[1], 2)["w"], state["w"])
+assert torch.equal(w, torch.arange(32 << 20, dtype=torch.float32))
 print(p1 - p0)
 """
     uri = (tmp_path / "ck").as_uri() + "/"
-    out = subprocess.run(
-        [sys.executable, "-c", code, uri], capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr
-    growth = int(out.stdout.split()[-1])
-    assert 100 < growth < 200, f"saving a 128 MiB state raised the peak RSS by {growth} MiB"
+    for code, what, most in [(save, "saving", 200), (load, "loading", 320)]:
+        out = subprocess.run(
+            [sys.executable, "-c", code, uri], capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr
+        growth = int(out.stdout.split()[-1])
+        assert 100 < growth < most, f"{what} a 128 MiB state raised the peak RSS by {growth} MiB"
 
 
 def test_checkpoint_writer_and_reader_across_ranks(base):

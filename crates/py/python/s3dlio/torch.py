@@ -236,6 +236,39 @@ class S3MapDataset(ObjectStoreMapDataset):
 StoreOrUri = Union[str, "_core.PyCheckpointStore"]
 
 
+class _ViewReader(io.RawIOBase):
+    """A read-only, seekable file over a buffer, for ``torch.load``: ``io.BytesIO(view)``
+    would copy the whole checkpoint first; this reads it where it lies."""
+
+    def __init__(self, data: Any) -> None:
+        super().__init__()
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(len(out), len(self._view) - self._pos))
+        out[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
 def _store(store_or_uri: StoreOrUri, compression_level: Optional[int]) -> Any:
     if isinstance(store_or_uri, str):
         return _core.PyCheckpointStore(store_or_uri, compression_level=compression_level)
@@ -315,4 +348,4 @@ def load_state_dict(
         own_rank, own_world = _process_rank()
         rank = own_rank if manifest["world_size"] == own_world else 0
     data = reader.load_shard(rank, "data", manifest["step"])
-    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=weights_only)
+    return torch.load(_ViewReader(data), map_location=map_location, weights_only=weights_only)
