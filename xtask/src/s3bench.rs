@@ -1120,7 +1120,9 @@ fn write_report(
                  run the same harness, `xtask/bench/s3_peer.py`, so every contender pays \
                  the same Python start, payload generation and result checks (outside the \
                  timed phase, which includes handing each object to Python as a bytes-like \
-                 value).\n",
+                 value). `get_many` returns every object at once, so ours and the original \
+                 hold all of them at the end (their peak RSS and fresh-page faults show it); \
+                 boto3's threads drop each body once its size is checked.\n",
                 source_version()
             ),
         },
