@@ -120,7 +120,9 @@ def boto3_setup(a):
     return {"client": client, "bodies": payloads(a.count, a.size) if a.op == "put" else None}
 
 
-def boto3_run(a, st):
+def boto3_run(a, st, keep=False):
+    """`keep`: GETs return every body at the end, as a get_many call does (the `python`
+    suite compares against that), instead of dropping each once its size is checked."""
     from concurrent.futures import ThreadPoolExecutor
 
     c = st["client"]
@@ -137,10 +139,12 @@ def boto3_run(a, st):
         return len(st["bodies"][i])
 
     def get(i):
-        return len(c.get_object(Bucket=a.bucket, Key=key(a.prefix, i))["Body"].read())
+        body = c.get_object(Bucket=a.bucket, Key=key(a.prefix, i))["Body"].read()
+        return body if keep else len(body)
 
     with ThreadPoolExecutor(a.jobs) as pool:
-        sizes = list(pool.map(LATENCY.timed(put if a.op == "put" else get), range(a.count)))
+        got = list(pool.map(LATENCY.timed(put if a.op == "put" else get), range(a.count)))
+    sizes = [len(g) for g in got] if keep and a.op == "get" else got
     return len(sizes), check_sizes(sizes, a.count, a.size)
 
 
@@ -284,6 +288,7 @@ def s5cmd_run(a, st):
 
 TOOLS = {
     "boto3": (boto3_setup, boto3_run),
+    "boto3-held": (boto3_setup, lambda a, st: boto3_run(a, st, keep=True)),
     "obstore": (obstore_setup, obstore_run),
     "s3dlio": (s3dlio_setup, s3dlio_run),
     "s5cmd": (s5cmd_setup, s5cmd_run),
