@@ -1,8 +1,9 @@
 //! Repository automation, run as `cargo xtask <command>`.
 //!
 //! - `cargo xtask test` — rustfmt check, clippy (warnings are errors), then every test of
-//!   the workspace against S3-compatible servers and Azurite it starts on 127.0.0.1, then
-//!   the Python module's pytest suite against a wheel built with maturin; see
+//!   the workspace against S3-compatible servers and Azurite it starts on 127.0.0.1, the
+//!   README's quickstart, then the Python module's pytest suite against a wheel built with
+//!   maturin; see
 //!   `docs/TESTING.md`.
 //! - `cargo xtask wheel` — the release wheel of the Python module, installed into a fresh
 //!   virtualenv and imported there.
@@ -76,9 +77,9 @@ usage: cargo xtask <command>
 
 commands:
   test [options]                rustfmt check and clippy -D warnings, then every test
-                                against S3 servers and Azurite started on 127.0.0.1, then
-                                pytest on the Python wheel, then each cargo-fuzz target
-                                for 15 s (docs/TESTING.md)
+                                against S3 servers and Azurite started on 127.0.0.1, the
+                                README's quickstart, pytest on the Python wheel, then each
+                                cargo-fuzz target for 15 s (docs/TESTING.md)
         --no-clippy             skip clippy
         --no-servers            start no servers (tests that need them fail)
         --no-fuzz               skip the cargo-fuzz targets
@@ -254,6 +255,21 @@ fn test(args: &[String]) -> Result<(), String> {
     let result = run(&mut cargo_test(&["--all-targets"], env))
         // Doc tests are not part of --all-targets.
         .and_then(|()| run(&mut cargo_test(&["--doc"], env)))
+        // The README's first command, the main job on file://: it writes, lists and reads
+        // back objects and fails on any wrong byte (built as the tests were, so only the
+        // example links).
+        .and_then(|()| {
+            let mut build = cargo();
+            build
+                .args(["build", "--workspace", "--exclude", "s3dlio-py"])
+                .args(FEATURES)
+                .args(["--example", "quickstart"]);
+            servers::scrub_aws(&mut build);
+            run(&mut build)?;
+            run(&mut Command::new(
+                root().join("target/debug/examples/quickstart"),
+            ))
+        })
         // The Python module, as a wheel, against the same servers.
         .and_then(|()| python::pytest(&tools.python, env));
     if let (Err(_), Some(s)) = (&result, &mut servers) {
