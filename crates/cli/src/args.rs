@@ -159,7 +159,8 @@ pub struct OplogStatsArgs {
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// URI prefix: s3://bucket/prefix, file:///dir/ (or an absolute path).
+    /// URI prefix: s3://bucket/prefix, file:///dir/ (or an absolute path); s3:// alone
+    /// lists the buckets.
     pub uri: String,
     /// Every key under the prefix (default: one level, deeper keys shown as prefixes).
     #[arg(short, long)]

@@ -31,6 +31,17 @@ fn bucket_commands() {
     assert!(names.lines().any(|l| l == b), "{names}");
     let json = s3.run(&["--json", "list-buckets"]).ok().out();
     assert!(json.contains(&format!("{{\"bucket\":\"{b}\"}}")), "{json}");
+    // `ls s3://` lists the buckets too, as `aws s3 ls` does; -p and -c apply to names.
+    assert_eq!(s3.run(&["ls", "s3://"]).ok().out(), names);
+    let json_ls = s3.run(&["--json", "ls", "s3://"]).ok().out();
+    assert!(
+        json_ls.contains(&format!("{{\"bucket\":\"{b}\"}}")),
+        "{json_ls}"
+    );
+    let only = s3.run(&["ls", "-p", &format!("^{b}$"), "s3://"]).ok().out();
+    assert_eq!(only.trim(), b);
+    let n = s3.run(&["ls", "-c", "s3://"]).ok().out();
+    assert_eq!(n.trim(), names.lines().count().to_string());
     s3.run(&["delete-bucket", &b]).ok();
     let names = s3.run(&["list-buckets"]).ok().out();
     assert!(!names.lines().any(|l| l == b));

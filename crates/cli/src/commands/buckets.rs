@@ -40,16 +40,26 @@ pub async fn list_buckets(ctx: &Ctx, a: ListBucketsArgs) -> CliResult {
             .into());
         }
     }
-    // Any bucket name serves: listing buckets is a call on the client.
-    let store = s3_store(ctx, "list-buckets").await?;
-    for name in S3Store::list_buckets(store.client()).await? {
-        if ctx.json {
-            out(&format!("{{\"bucket\":{}}}", json_str(&name)))?;
-        } else {
-            out(&name)?;
-        }
+    for name in bucket_names(ctx).await? {
+        print_bucket(ctx, &name)?;
     }
     Ok(())
+}
+
+/// The S3 buckets the credentials can see.
+pub async fn bucket_names(ctx: &Ctx) -> CliResult<Vec<String>> {
+    // Any bucket name serves: listing buckets is a call on the client.
+    let store = s3_store(ctx, "list-buckets").await?;
+    Ok(S3Store::list_buckets(store.client()).await?)
+}
+
+/// One line of `list-buckets` (and of `ls s3://`).
+pub fn print_bucket(ctx: &Ctx, name: &str) -> CliResult {
+    if ctx.json {
+        out(&format!("{{\"bucket\":{}}}", json_str(name)))
+    } else {
+        out(name)
+    }
 }
 
 /// Create the bucket (or directory) `uri` lives in if it is missing (`put -c`, `upload -c`).

@@ -3,12 +3,16 @@
 use futures::TryStreamExt;
 use s3dlio_store_core::{ListItem, ListOptions, ObjectMeta};
 
-use super::{out, CliResult, Ctx};
+use super::{buckets, out, CliResult, Ctx};
 use crate::args::{LsArgs, StatArgs};
 use crate::patterns::KeyFilter;
 use crate::units::{human_bytes, json_opt, json_str, rfc3339};
 
 pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
+    if a.uri.eq_ignore_ascii_case("s3://") {
+        // No bucket named: the buckets, as `aws s3 ls` lists them.
+        return ls_buckets(ctx, &a).await;
+    }
     let uri = ctx.location(&a.uri)?;
     let store = ctx.store(&uri).await?;
     let filter = KeyFilter::new(a.pattern.as_deref())?;
@@ -65,6 +69,27 @@ pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
         } else {
             out(&count.to_string())?;
         }
+    }
+    Ok(())
+}
+
+/// `ls s3://`: the buckets the credentials can see, filtered by `-p`, counted by `-c`.
+async fn ls_buckets(ctx: &Ctx, a: &LsArgs) -> CliResult {
+    let filter = KeyFilter::new(a.pattern.as_deref())?;
+    let names: Vec<String> = buckets::bucket_names(ctx)
+        .await?
+        .into_iter()
+        .filter(|n| filter.keeps("", n))
+        .collect();
+    if a.count {
+        return out(&if ctx.json {
+            format!("{{\"count\":{}}}", names.len())
+        } else {
+            names.len().to_string()
+        });
+    }
+    for name in &names {
+        buckets::print_bucket(ctx, name)?;
     }
     Ok(())
 }
