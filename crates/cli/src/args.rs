@@ -159,8 +159,8 @@ pub struct OplogStatsArgs {
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// URI prefix: s3://bucket/prefix, file:///dir/ (or an absolute path); s3:// alone
-    /// lists the buckets.
+    /// URI prefix: s3://bucket/prefix, file:///dir/ (or an absolute path), or a glob
+    /// ('s3://bucket/train/*.npz', '**' for any depth); s3:// alone lists the buckets.
     pub uri: String,
     /// Every key under the prefix (default: one level, deeper keys shown as prefixes).
     #[arg(short, long)]
@@ -183,7 +183,8 @@ pub struct StatArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Object URI, or a prefix (ending in '/', or with -r). Not needed with --keylist.
+    /// Object URI, a prefix (ending in '/', or with -r), or a glob ('s3://b/train/*.npz').
+    /// Not needed with --keylist.
     #[arg(required_unless_present = "keylist")]
     pub uri: Option<String>,
     /// Where to write: '-' or nothing for stdout (one object), a file, or a directory.
@@ -291,7 +292,7 @@ pub struct UploadArgs {
 
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
-    /// Object URI, or prefix (ending in '/', or with -r).
+    /// Object URI, prefix (ending in '/', or with -r), or glob ('s3://b/logs/**/*.json').
     pub src: String,
     /// Local directory (created if missing).
     pub dest_dir: String,
@@ -305,6 +306,7 @@ pub struct DownloadArgs {
 
 #[derive(Debug, Args)]
 pub struct CpArgs {
+    /// Object URI, a prefix with -r, or a glob ('s3://b/shards/*.tar', copied into DEST).
     pub src: String,
     /// An object URI, or a prefix ending in '/' (or an existing directory) to copy into.
     pub dest: String,
@@ -318,6 +320,8 @@ pub struct CpArgs {
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
+    /// Object URI, a prefix (ending in '/', or with -r / -p), or a glob
+    /// ('s3://b/tmp/**/*.part').
     pub uri: String,
     /// Delete every key under the prefix.
     #[arg(short, long)]

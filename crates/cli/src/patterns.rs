@@ -1,5 +1,5 @@
-//! Which local files an `upload` source names, which keys `-p REGEX` keeps, and where a key
-//! may be written under a download directory.
+//! Which local files an `upload` source names, which keys a remote glob or `-p REGEX`
+//! keeps, and where a key may be written under a download directory.
 //!
 //! Upload sources, in this order:
 //! 1. an existing **file**: that file, named by its file name;
@@ -245,6 +245,51 @@ impl KeyFilter {
     }
 }
 
+/// A remote key with glob characters (`* ? [ {`), as s5cmd users write them:
+/// `data/train/*.tfrecord`, `logs/**/2024-*.json`. The key up to the last `/` before the
+/// first glob character is a literal prefix (the "directory" listed); the rest must match
+/// the whole key below it, with the upload globs' rules: `*` and `?` do not cross `/`, `**`
+/// does, `{a,b}` alternates.
+#[derive(Debug, Clone)]
+pub struct KeyGlob {
+    /// The literal part, empty or ending in `/`.
+    pub dir: String,
+    rest: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl KeyGlob {
+    /// `None` when `key` has no glob character.
+    pub fn parse(key: &str) -> Result<Option<Self>, String> {
+        let Some(first) = key.find(GLOB_CHARS) else {
+            return Ok(None);
+        };
+        let cut = key[..first].rfind('/').map_or(0, |i| i + 1);
+        let (dir, rest) = key.split_at(cut);
+        let matcher = globset::GlobBuilder::new(rest)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("invalid glob '{rest}': {e}"))?
+            .compile_matcher();
+        Ok(Some(Self {
+            dir: dir.to_owned(),
+            rest: rest.to_owned(),
+            matcher,
+        }))
+    }
+
+    /// Whether matches may lie deeper than one level below [`Self::dir`].
+    pub fn recursive(&self) -> bool {
+        self.rest.contains('/') || self.rest.contains("**")
+    }
+
+    /// Whether `key` (a whole key) matches.
+    pub fn matches(&self, key: &str) -> bool {
+        key.strip_prefix(self.dir.as_str())
+            .is_some_and(|rest| self.matcher.is_match(rest))
+    }
+}
+
 /// A key's path below a download directory, or why it cannot be one: empty, absolute,
 /// with empty, `.` or `..` segments, or holding a NUL byte. Nothing is rewritten, so two keys
 /// can never land on one file.
@@ -356,6 +401,32 @@ mod tests {
         ] {
             assert!(safe_relative(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn key_globs_list_their_literal_directory_and_match_whole_keys() {
+        assert!(KeyGlob::parse("data/train/x.bin").unwrap().is_none());
+        let g = KeyGlob::parse("data/train/*.bin").unwrap().unwrap();
+        assert_eq!(g.dir, "data/train/");
+        assert!(!g.recursive());
+        assert!(g.matches("data/train/a.bin"));
+        assert!(!g.matches("data/train/sub/a.bin"), "* does not cross /");
+        assert!(!g.matches("data/train/a.bin.1"), "the whole key must match");
+        assert!(!g.matches("data/other/a.bin"));
+        let deep = KeyGlob::parse("logs/**/2024-*.json").unwrap().unwrap();
+        assert_eq!(deep.dir, "logs/");
+        assert!(deep.recursive());
+        assert!(deep.matches("logs/a/b/2024-01.json"));
+        assert!(deep.matches("logs/2024-01.json"));
+        assert!(!deep.matches("logs/a/2023-01.json"));
+        let top = KeyGlob::parse("shard-{0,1}?.tar").unwrap().unwrap();
+        assert_eq!(top.dir, "");
+        assert!(top.matches("shard-07.tar") && top.matches("shard-13.tar"));
+        assert!(!top.matches("shard-27.tar"));
+        let mid = KeyGlob::parse("runs/r[0-9]/ckpt").unwrap().unwrap();
+        assert_eq!(mid.dir, "runs/");
+        assert!(mid.recursive() && mid.matches("runs/r3/ckpt"));
+        assert!(KeyGlob::parse("a/[z-a]").is_err());
     }
 
     #[test]

@@ -271,7 +271,9 @@ fn bucket_commands_on_file_are_directories() {
 
 #[test]
 fn malformed_input_is_rejected_clearly() {
-    run(&["ls", "s3://"]).fails(1, "missing bucket");
+    // (`ls s3://` alone lists the buckets.)
+    run(&["ls", "s3:///x"]).fails(1, "missing bucket");
+    run(&["get", "s3://"]).fails(1, "missing bucket");
     run(&["ls", "s3://s3://x"]).fails(1, "bucket name 's3:' is invalid");
     run(&["ls", "gs://b/k"]).fails(1, "unknown scheme 'gs://'");
     run(&["ls", "file://relative/x"]).fails(1, "absolute path");
@@ -746,4 +748,76 @@ fn tfrecord_index_and_verify_local_files() {
     assert_eq!(std::fs::read_to_string(&idx).unwrap(), "");
     run(&["tfrecord", "verify", f.to_str().unwrap()]).fails(1, "empty file at offset 0");
     run(&["tfrecord", "verify", d.join("missing").to_str().unwrap()]).fails(1, "missing");
+}
+
+#[test]
+fn remote_globs_select_objects_for_ls_get_download_cp_and_rm() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    write_tree(&store, &sample_tree());
+    // A key that holds a glob character itself is taken as it is when it exists.
+    write_tree(&store, &[("lit*.txt", b"literal".to_vec())]);
+    let base = uri(&store);
+    let names = |out: &str| -> Vec<String> {
+        let mut v: Vec<String> = out
+            .lines()
+            .map(|l| l.rsplit(&base).next().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // `*` stays within one level, `**` descends; prefixes show when their name matches.
+    let ls = run(&["ls", &format!("{base}/*.log")]).ok().out();
+    assert_eq!(names(&ls), ["/a.log"]);
+    let ls = run(&["ls", &format!("{base}/**/*.log")]).ok().out();
+    assert_eq!(names(&ls), ["/a.log", "/sub/c.log"]);
+    let ls = run(&["ls", &format!("{base}/s*")]).ok().out();
+    assert_eq!(names(&ls), ["/sub/"]);
+    let n = run(&["ls", "-c", &format!("{base}/{{a,b}}.*")]).ok().out();
+    assert_eq!(n.trim(), "2");
+
+    // download and get write each match under its name below the glob's directory.
+    let dl = t.path().join("dl");
+    let r = run(&["download", &format!("{base}/sub/**"), dl.to_str().unwrap()]).ok();
+    assert!(r.stderr.contains("downloaded 2 objects"), "{}", r.stderr);
+    let want: Vec<_> = read_tree(&store.join("sub"));
+    assert_eq!(read_tree(&dl), want);
+    let got = t.path().join("got");
+    run(&["get", &format!("{base}/*.txt"), got.to_str().unwrap()]).ok();
+    assert_eq!(
+        read_tree(&got),
+        [
+            ("b.txt".to_owned(), bytes(5000, 2)),
+            ("lit*.txt".to_owned(), b"literal".to_vec())
+        ]
+    );
+    // The literal key, which exists, is one object (to stdout), not a glob.
+    let lit = run(&["get", &format!("{base}/lit*.txt")]).ok();
+    assert_eq!(lit.stdout, b"literal");
+    run(&["get", &format!("{base}/*.nothing"), got.to_str().unwrap()])
+        .fails(1, "the glob matches no objects");
+    run(&["get", "--offset", "1", &format!("{base}/*.txt")]).fails(1, "glob");
+
+    // cp copies the matches into DEST as a prefix, without -r.
+    let copy = t.path().join("copy");
+    let r = run(&[
+        "cp",
+        &format!("{base}/**/*.{{log,bin}}"),
+        &format!("{}/", uri(&copy)),
+    ])
+    .ok();
+    assert!(r.stderr.contains("copied 4 objects"), "{}", r.stderr);
+    let mut copied: Vec<String> = read_tree(&copy).into_iter().map(|(n, _)| n).collect();
+    copied.sort();
+    assert_eq!(
+        copied,
+        ["a.log", "empty.bin", "sub/c.log", "sub/deeper/d.bin"]
+    );
+
+    // rm deletes the matches only.
+    let r = run(&["rm", &format!("{}/**/*.log", uri(&copy))]).ok();
+    assert!(r.stderr.contains("deleted 2 objects"), "{}", r.stderr);
+    let mut left: Vec<String> = read_tree(&copy).into_iter().map(|(n, _)| n).collect();
+    left.sort();
+    assert_eq!(left, ["empty.bin", "sub/deeper/d.bin"]);
 }

@@ -181,6 +181,13 @@ def test_upload_and_download_trees(base, tmp_path):
     s3dlio.download(base + "up/", str(dest))
     assert (dest / "a.txt").read_bytes() == b"A" * 1000
     assert (dest / "sub" / "b.txt").read_bytes() == b"B" * 2000
+    # A glob source, as s3-cli takes it: names below the glob's directory.
+    globbed = tmp_path / "globbed"
+    s3dlio.download(base + "up/**/*.txt", str(globbed))
+    assert sorted(str(p.relative_to(globbed)) for p in globbed.rglob("*") if p.is_file()) == [
+        "a.txt",
+        "sub/b.txt",
+    ]
 
 
 def test_async_twins_run_concurrently(base):

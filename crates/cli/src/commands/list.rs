@@ -5,7 +5,7 @@ use s3dlio_store_core::{ListItem, ListOptions, ObjectMeta};
 
 use super::{buckets, out, CliResult, Ctx};
 use crate::args::{LsArgs, StatArgs};
-use crate::patterns::KeyFilter;
+use crate::patterns::{KeyFilter, KeyGlob};
 use crate::units::{human_bytes, json_opt, json_str, rfc3339};
 
 pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
@@ -16,16 +16,28 @@ pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
     let uri = ctx.location(&a.uri)?;
     let store = ctx.store(&uri).await?;
     let filter = KeyFilter::new(a.pattern.as_deref())?;
-    let opts = if a.recursive {
+    // A glob lists its literal directory, deeper only where it can match; a prefix line is
+    // shown when its name (without the trailing '/') matches.
+    let glob = KeyGlob::parse(&uri.key)?;
+    let (prefix, recursive) = match &glob {
+        Some(g) => (g.dir.as_str(), a.recursive || g.recursive()),
+        None => (uri.key.as_str(), a.recursive),
+    };
+    let opts = if recursive {
         ListOptions::recursive()
     } else {
         ListOptions::delimited()
     };
-    let mut items = store.list(&uri.key, opts);
+    let mut items = store.list(prefix, opts);
     let mut count = 0u64;
     while let Some(item) = items.try_next().await? {
-        if !filter.keeps(&uri.key, item.name()) {
+        if !filter.keeps(prefix, item.name()) {
             continue;
+        }
+        if let Some(g) = &glob {
+            if !g.matches(item.name()) && !g.matches(item.name().trim_end_matches('/')) {
+                continue;
+            }
         }
         count += 1;
         if a.count {

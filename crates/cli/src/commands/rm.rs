@@ -3,6 +3,7 @@
 use futures::TryStreamExt;
 use s3dlio_store_core::{ListItem, ListOptions};
 
+use super::transfer::source_glob;
 use super::{CliResult, Ctx};
 use crate::args::RmArgs;
 use crate::patterns::KeyFilter;
@@ -14,8 +15,12 @@ const BATCH: usize = 1000;
 pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
     let uri = ctx.location(&a.uri)?;
     let store = ctx.store(&uri).await?;
-    let prefix_mode =
-        a.recursive || a.pattern.is_some() || uri.key.is_empty() || uri.key.ends_with('/');
+    let glob = source_glob(&*store, &uri.key).await?;
+    let prefix_mode = glob.is_some()
+        || a.recursive
+        || a.pattern.is_some()
+        || uri.key.is_empty()
+        || uri.key.ends_with('/');
     if !prefix_mode {
         // Like rm(1): a missing object is an error (S3 itself would report success).
         store.head(&uri.key).await?;
@@ -24,13 +29,18 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
         return Ok(());
     }
     let filter = KeyFilter::new(a.pattern.as_deref())?;
-    let opts = if a.recursive {
+    // A glob is listed under its literal directory, deeper only where it can match.
+    let (prefix, recursive) = match &glob {
+        Some(g) => (g.dir.as_str(), a.recursive || g.recursive()),
+        None => (uri.key.as_str(), a.recursive),
+    };
+    let opts = if recursive {
         ListOptions::recursive()
     } else {
         ListOptions::delimited()
     };
     let progress = Progress::objects("deleted", None);
-    let mut listing = store.list(&uri.key, opts);
+    let mut listing = store.list(prefix, opts);
     let mut batch = Vec::with_capacity(BATCH);
     let (mut total, mut failed) = (0u64, 0u64);
     let flush = |batch: Vec<String>| {
@@ -67,7 +77,7 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
     // memory than one batch of names.
     while let Some(item) = listing.try_next().await? {
         let ListItem::Object(m) = item else { continue };
-        if !filter.keeps(&uri.key, &m.key) {
+        if !filter.keeps(prefix, &m.key) || glob.as_ref().is_some_and(|g| !g.matches(&m.key)) {
             continue;
         }
         batch.push(m.key);

@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use s3dlio_store_core::{
-    ByteRange, CopyOptions, Error, GetOptions, ListItem, ListOptions, ObjectMeta, ObjectStore,
-    ObjectUri, PutOptions,
+    ByteRange, CopyOptions, Error, ErrorKind, GetOptions, ListItem, ListOptions, ObjectMeta,
+    ObjectStore, ObjectUri, PutOptions,
 };
 use s3dlio_store_fs::FsStore;
 use tokio::io::AsyncWriteExt;
 
 use super::{is_local_dir, run_batch, CliError, CliResult, Ctx};
 use crate::args::{CpArgs, DownloadArgs, GetArgs, UploadArgs};
-use crate::patterns::{below_dir, expand, safe_relative, LocalFile};
+use crate::patterns::{below_dir, expand, safe_relative, KeyGlob, LocalFile};
 use crate::progress::Progress;
 
 /// Copy one object (or a range of it) from one store to another, streaming; the writer is
@@ -95,6 +95,49 @@ async fn list_objects(
 /// Whether SRC names a prefix rather than one object.
 fn is_prefix(uri: &ObjectUri, recursive: bool) -> bool {
     recursive || uri.key.is_empty() || uri.key.ends_with('/')
+}
+
+/// SRC's key as a glob (see [`KeyGlob`]), unless it has no glob character or names an
+/// existing object as it is (keys may hold `*`, `?`, `[` or `{` themselves).
+pub(crate) async fn source_glob(store: &dyn ObjectStore, key: &str) -> CliResult<Option<KeyGlob>> {
+    let Some(glob) = KeyGlob::parse(key)? else {
+        return Ok(None);
+    };
+    match store.head(key).await {
+        Ok(_) => Ok(None),
+        // Not an object (or not even a valid object key, such as one ending in '/').
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput) => {
+            Ok(Some(glob))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The objects `glob` matches, listed under its literal directory.
+pub(crate) async fn glob_objects(
+    store: &dyn ObjectStore,
+    glob: &KeyGlob,
+) -> Result<Vec<ObjectMeta>, Error> {
+    let mut objects = list_objects(store, &glob.dir, glob.recursive()).await?;
+    objects.retain(|m| glob.matches(&m.key));
+    Ok(objects)
+}
+
+/// What a source names: the objects under a prefix, or those a glob matches; `base` is
+/// the key the names below it are taken from.
+async fn many_objects(
+    store: &dyn ObjectStore,
+    uri: &ObjectUri,
+    glob: Option<&KeyGlob>,
+    recursive: bool,
+) -> Result<(Vec<ObjectMeta>, String), Error> {
+    Ok(match glob {
+        Some(g) => (glob_objects(store, g).await?, g.dir.clone()),
+        None => (
+            list_objects(store, &uri.key, recursive).await?,
+            uri.key.clone(),
+        ),
+    })
 }
 
 /// Zero-byte keys ending in `/` are "folder" markers some tools create, not files.
@@ -213,7 +256,8 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
     };
     let uri = ctx.location(src)?;
     let store = ctx.store(&uri).await?;
-    if !is_prefix(&uri, a.recursive) {
+    let glob = source_glob(&*store, &uri.key).await?;
+    if glob.is_none() && !is_prefix(&uri, a.recursive) {
         return match a.dest.as_deref() {
             None | Some("-") => to_stdout(&*store, &uri.key, range).await,
             Some(d) => {
@@ -231,14 +275,19 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
         };
     }
     if range.is_some() {
-        return Err("--offset/--length read one object; drop -r and the trailing '/'".into());
+        return Err(
+            "--offset/--length read one object; drop -r, the trailing '/' or the glob".into(),
+        );
     }
-    let objects = list_objects(&*store, &uri.key, a.recursive).await?;
+    let (objects, base) = many_objects(&*store, &uri, glob.as_ref(), a.recursive).await?;
+    if glob.is_some() && objects.is_empty() {
+        return Err(format!("{uri}: the glob matches no objects").into());
+    }
     let objects: Vec<_> = objects
         .into_iter()
         .filter(|m| !is_dir_marker(m))
         .map(|m| {
-            let name = safe_relative(below_dir(&uri.key, &m.key)).map(str::to_owned);
+            let name = safe_relative(below_dir(&base, &m.key)).map(str::to_owned);
             (m, name)
         })
         .collect();
@@ -318,19 +367,24 @@ async fn get_keylist(ctx: &Ctx, list: &Path, dest: Option<&str>, jobs: u64) -> C
 pub async fn download(ctx: &Ctx, a: DownloadArgs) -> CliResult {
     let uri = ctx.location(&a.src)?;
     let store = ctx.store(&uri).await?;
-    let objects = if is_prefix(&uri, a.recursive) {
-        list_objects(&*store, &uri.key, a.recursive).await?
+    let glob = source_glob(&*store, &uri.key).await?;
+    let (objects, base) = if glob.is_some() || is_prefix(&uri, a.recursive) {
+        many_objects(&*store, &uri, glob.as_ref(), a.recursive).await?
     } else {
-        vec![store.head(&uri.key).await?]
+        (vec![store.head(&uri.key).await?], uri.key.clone())
     };
     if objects.is_empty() {
-        return Err(format!("nothing to download under {uri}").into());
+        return Err(match glob {
+            Some(_) => format!("{uri}: the glob matches no objects"),
+            None => format!("nothing to download under {uri}"),
+        }
+        .into());
     }
     let objects: Vec<_> = objects
         .into_iter()
         .filter(|m| !is_dir_marker(m))
         .map(|m| {
-            let name = safe_relative(below_dir(&uri.key, &m.key)).map(str::to_owned);
+            let name = safe_relative(below_dir(&base, &m.key)).map(str::to_owned);
             (m, name)
         })
         .collect();
@@ -420,7 +474,8 @@ pub async fn cp(ctx: &Ctx, a: CpArgs) -> CliResult {
     let src_store = ctx.store(&src).await?;
     let dst_store = ctx.store(&dest).await?;
     let into_dir = dest.key.is_empty() || dest.key.ends_with('/') || is_local_dir(&dest);
-    if !a.recursive {
+    let glob = source_glob(&*src_store, &src.key).await?;
+    if !a.recursive && glob.is_none() {
         if src.key.is_empty() || src.key.ends_with('/') {
             return Err(format!("{src} is a prefix; use cp -r to copy everything under it").into());
         }
@@ -441,16 +496,20 @@ pub async fn cp(ctx: &Ctx, a: CpArgs) -> CliResult {
     } else {
         format!("{}/", dest.key)
     };
-    let objects = list_objects(&*src_store, &src.key, true).await?;
+    let (objects, base) = many_objects(&*src_store, &src, glob.as_ref(), true).await?;
     if objects.is_empty() {
-        return Err(format!("nothing to copy under {src}").into());
+        return Err(match glob {
+            Some(_) => format!("{src}: the glob matches no objects"),
+            None => format!("nothing to copy under {src}"),
+        }
+        .into());
     }
     let local_dest = dest.scheme.is_local();
     let objects: Vec<_> = objects
         .into_iter()
         .filter(|m| !is_dir_marker(m))
         .map(|m| {
-            let rel = below_dir(&src.key, &m.key);
+            let rel = below_dir(&base, &m.key);
             let name = if local_dest {
                 safe_relative(rel).map(|r| format!("{prefix}{r}"))
             } else {
