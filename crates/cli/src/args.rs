@@ -100,6 +100,9 @@ pub enum Command {
     /// Delete an object, or with -r / -p everything under a prefix.
     #[command(alias = "delete")]
     Rm(RmArgs),
+    /// Make DEST hold what SRC holds: copy what is missing, differs in size or is newer
+    /// (any two backends); with --delete, remove what SRC does not have.
+    Sync(SyncArgs),
     /// List the S3 buckets the credentials can see.
     ListBuckets(ListBucketsArgs),
     /// Create a bucket (s3://NAME or NAME) or a directory (file:///path).
@@ -314,6 +317,28 @@ pub struct CpArgs {
     #[arg(short, long)]
     pub recursive: bool,
     /// Objects copied at once (with -r).
+    #[arg(short, long, default_value = "32", value_parser = positive_count_arg)]
+    pub jobs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// What to copy from: a prefix or directory (its contents), or a glob
+    /// ('s3://b/logs/**/*.json').
+    pub src: String,
+    /// The prefix or directory that is to hold the same names.
+    pub dest: String,
+    /// Also delete what DEST has under its prefix and SRC does not (for a glob, only names
+    /// the glob takes), once every copy has landed.
+    #[arg(long)]
+    pub delete: bool,
+    /// Copy only when sizes differ or DEST lacks the object (ignore modification times).
+    #[arg(long)]
+    pub size_only: bool,
+    /// Print what would be copied and deleted (one line each, on stdout), change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Objects copied at once.
     #[arg(short, long, default_value = "32", value_parser = positive_count_arg)]
     pub jobs: u64,
 }

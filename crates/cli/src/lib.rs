@@ -3,10 +3,15 @@
 //!
 //! * [`datagen`]: synthetic object data (seedable, distinct per object, honest dedup and
 //!   compression ratios, raw / npz / tfrecord layouts), reusable by other facades.
-//! * [`patterns`]: upload sources (files, directories, globs, regexes), `-p REGEX` key
-//!   filters and the download path sanitiser.
+//! * [`patterns`]: upload sources (files, directories, globs, regexes), remote key globs,
+//!   `-p REGEX` key filters and the download path sanitiser.
 //! * [`progress`]: progress bars on a terminal and the summary line.
 //! * [`commands`]: what each subcommand does, over any backend the registry has.
+
+// The README's examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod args;
 pub mod commands;

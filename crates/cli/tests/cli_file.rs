@@ -821,3 +821,82 @@ fn remote_globs_select_objects_for_ls_get_download_cp_and_rm() {
     left.sort();
     assert_eq!(left, ["empty.bin", "sub/deeper/d.bin"]);
 }
+
+#[test]
+fn sync_copies_only_what_is_missing_different_or_newer() {
+    use std::time::{Duration, SystemTime};
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let dst = t.path().join("dst");
+    write_tree(&src, &sample_tree());
+    let (s, d) = (format!("{}/", uri(&src)), format!("{}/", uri(&dst)));
+    let r = run(&["sync", &s, &d]).ok();
+    assert!(r.stderr.contains("6 copied, 0 up to date"), "{}", r.stderr);
+    assert_eq!(read_tree(&dst), read_tree(&src));
+    // Nothing changed: nothing copied.
+    let r = run(&["sync", &s, &d]).ok();
+    assert!(r.stderr.contains("0 copied, 6 up to date"), "{}", r.stderr);
+
+    // Same size, newer source: copied, unless --size-only. A new file and a bigger one:
+    // copied either way. A file only DEST has stays without --delete.
+    // (DEST's copy is made an hour old: the source, rewritten now, is newer.)
+    std::fs::write(src.join("a.log"), bytes(100, 9)).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(dst.join("a.log"))
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    std::fs::write(src.join("sub/new.txt"), b"new").unwrap();
+    std::fs::write(src.join("b.txt"), bytes(5001, 2)).unwrap();
+    std::fs::write(dst.join("only-dest.txt"), b"x").unwrap();
+    let r = run(&["sync", "--size-only", "--dry-run", &s, &d]).ok();
+    let plan = r.out();
+    assert_eq!(plan.lines().count(), 2, "{plan}");
+    assert!(plan.contains("b.txt (size differs)") && plan.contains("sub/new.txt (new)"));
+    let r = run(&["sync", "--dry-run", "--delete", &s, &d]).ok();
+    let plan = r.out();
+    assert!(plan.contains("a.log (newer)"), "{plan}");
+    assert!(plan.contains(&format!("delete {d}only-dest.txt")), "{plan}");
+    assert_eq!(
+        read_tree(&dst.join("sub")).len(),
+        2,
+        "a dry run changes nothing"
+    );
+    let r = run(&["sync", &s, &d]).ok();
+    assert!(
+        r.stderr.contains("3 copied, 4 up to date, 0 deleted"),
+        "{}",
+        r.stderr
+    );
+    assert!(dst.join("only-dest.txt").exists());
+    let r = run(&["sync", "--delete", &s, &d]).ok();
+    assert!(
+        r.stderr.contains("0 copied, 7 up to date, 1 deleted"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read_tree(&dst), read_tree(&src));
+
+    // A glob source: only what it takes is synced, and --delete touches only names the
+    // glob would take (d.bin and the .txt files stay).
+    let logs = t.path().join("logs");
+    write_tree(
+        &logs,
+        &[("old.log", b"old".to_vec()), ("keep.txt", b"k".to_vec())],
+    );
+    let r = run(&[
+        "sync",
+        "--delete",
+        &format!("{}/**/*.log", uri(&src)),
+        &format!("{}/", uri(&logs)),
+    ])
+    .ok();
+    assert!(
+        r.stderr.contains("2 copied, 0 up to date, 1 deleted"),
+        "{}",
+        r.stderr
+    );
+    let names: Vec<String> = read_tree(&logs).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["a.log", "keep.txt", "sub/c.log"]);
+}

@@ -492,3 +492,44 @@ fn remote_globs_on_s3() {
     assert_eq!(n.trim(), "4");
     drop_bucket(&s3, &b);
 }
+
+#[test]
+fn sync_to_and_from_s3() {
+    let s3 = S3::seaweedfs();
+    let b = fresh_bucket(&s3, "sync");
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("tree");
+    write_tree(&src, &sample_tree());
+    let local = format!("{}/", src.display());
+    let r = s3.run(&["sync", &local, &s3uri(&b, "ds/")]).ok();
+    assert!(r.stderr.contains("6 copied, 0 up to date"), "{}", r.stderr);
+    // The objects are newer than the files: nothing to do either way.
+    let r = s3.run(&["sync", &local, &s3uri(&b, "ds/")]).ok();
+    assert!(r.stderr.contains("0 copied, 6 up to date"), "{}", r.stderr);
+    let back = t.path().join("back");
+    let r = s3
+        .run(&["sync", &s3uri(&b, "ds/"), &format!("{}/", back.display())])
+        .ok();
+    assert!(r.stderr.contains("6 copied"), "{}", r.stderr);
+    assert_eq!(read_tree(&back), read_tree(&src));
+    let r = s3
+        .run(&["sync", &s3uri(&b, "ds/"), &format!("{}/", back.display())])
+        .ok();
+    assert!(r.stderr.contains("0 copied, 6 up to date"), "{}", r.stderr);
+    // A file removed locally goes from the bucket with --delete; one that grew is copied.
+    std::fs::remove_file(src.join("a.log")).unwrap();
+    std::fs::write(src.join("b.txt"), bytes(6000, 7)).unwrap();
+    let r = s3
+        .run(&["sync", "--delete", &local, &s3uri(&b, "ds/")])
+        .ok();
+    assert!(
+        r.stderr.contains("1 copied, 4 up to date, 1 deleted"),
+        "{}",
+        r.stderr
+    );
+    let n = s3.run(&["ls", "-r", "-c", &s3uri(&b, "ds/")]).ok().out();
+    assert_eq!(n.trim(), "5");
+    let got = s3.run(&["get", &s3uri(&b, "ds/b.txt")]).ok();
+    assert_eq!(got.stdout, bytes(6000, 7));
+    drop_bucket(&s3, &b);
+}

@@ -5,6 +5,7 @@ mod list;
 mod oplog;
 mod put;
 mod rm;
+mod sync;
 mod tfrecord;
 mod transfer;
 
@@ -329,6 +330,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Download(a) => transfer::download(ctx, a).await,
         Command::Cp(a) => transfer::cp(ctx, a).await,
         Command::Rm(a) => rm::rm(ctx, a).await,
+        Command::Sync(a) => sync::sync(ctx, a).await,
         Command::ListBuckets(a) => buckets::list_buckets(ctx, a).await,
         Command::CreateBucket(a) => buckets::create_bucket(ctx, a).await,
         Command::DeleteBucket(a) => buckets::delete_bucket(ctx, a).await,

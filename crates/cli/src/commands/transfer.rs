@@ -70,7 +70,7 @@ pub async fn copy_object(
 }
 
 /// Objects under `prefix`: every key with `recursive`, else only those one level down.
-async fn list_objects(
+pub(super) async fn list_objects(
     store: &dyn ObjectStore,
     prefix: &str,
     recursive: bool,
@@ -141,7 +141,7 @@ async fn many_objects(
 }
 
 /// Zero-byte keys ending in `/` are "folder" markers some tools create, not files.
-fn is_dir_marker(m: &ObjectMeta) -> bool {
+pub(super) fn is_dir_marker(m: &ObjectMeta) -> bool {
     m.key.ends_with('/') && m.size == 0
 }
 
@@ -195,7 +195,7 @@ fn dir_store(ctx: &Ctx, dir: &str) -> CliResult<Arc<dyn ObjectStore>> {
 }
 
 /// Copy `objects` from `src` into `dst`, each named by `name(meta)`, `jobs` at a time.
-async fn copy_many(
+pub(super) async fn copy_many(
     src: Arc<dyn ObjectStore>,
     dst: Option<Arc<dyn ObjectStore>>,
     objects: Vec<(ObjectMeta, Result<String, String>)>,
