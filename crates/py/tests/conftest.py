@@ -70,6 +70,23 @@ def numbers_of(rows):
     return out
 
 
+# Code for a fresh interpreter that measures one call's peak memory: start_peak() resets
+# the peak RSS (VmHWM) to the current RSS and returns it, peak() reads it, both in MiB.
+PEAK_RSS = """
+def _status_mib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) >> 10
+def start_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_mib("VmRSS:")
+def peak():
+    return _status_mib("VmHWM:")
+"""
+
+
 def need(module):
     """Import `module`; without it, skip when run by hand, fail under xtask (which installs it)."""
     try:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import s3dlio
-from conftest import need
+from conftest import PEAK_RSS, need
 
 
 def test_put_and_get_round_trip(base):
@@ -35,28 +35,25 @@ def test_put_bytes_takes_any_buffer(base):
 
 
 def test_bytes_payloads_are_sent_without_a_copy(tmp_path):
-    # A fresh interpreter, so the peak RSS it reports is this check's alone. A 256 MiB
-    # `bytes` payload (and a BytesView read back) written by put_bytes and put_many: a copy
-    # of either would raise the peak by 256 MiB or more; the references taken are all
-    # given back once the calls return.
-    code = """
-import resource, sys, s3dlio
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # A fresh interpreter measuring each call's peak RSS: a 256 MiB `bytes` payload (and a
+    # BytesView read back) written by put_bytes and put_many; a copy of either would raise
+    # the peak by 256 MiB or more. The references taken are all given back once the calls
+    # return.
+    code = PEAK_RSS + """
+import sys, s3dlio
 base = sys.argv[1]
 s3dlio.put_bytes(base + "warm-up", b"x")
 data = b"\\x5a" * (256 << 20)
 refs = sys.getrefcount(data)
-p0 = peak()
+r0 = start_peak()
 s3dlio.put_bytes(base + "one", data)
 s3dlio.put_many([(base + "m0", data), (base + "m1", data)], max_in_flight=2)
-p1 = peak()
+puts = peak() - r0
 view = s3dlio.get(base + "one")
-p2 = peak()
+r1 = start_peak()
 s3dlio.put_bytes(base + "again", view)
 s3dlio.put_many([(base + "v0", view), (base + "v1", view)])
-p3 = peak()
-print(p1 - p0, p3 - p2, sys.getrefcount(data) - refs)
+print(puts, peak() - r1, sys.getrefcount(data) - refs)
 """
     base = (tmp_path / "out").as_uri() + "/"
     out = subprocess.run(
@@ -64,8 +61,8 @@ print(p1 - p0, p3 - p2, sys.getrefcount(data) - refs)
     )
     assert out.returncode == 0, out.stderr
     put_growth, view_growth, leaked = (int(x) for x in out.stdout.split())
-    assert put_growth < 64 << 10, f"peak RSS rose {put_growth >> 10} MiB writing bytes"
-    assert view_growth < 64 << 10, f"peak RSS rose {view_growth >> 10} MiB writing a view"
+    assert put_growth < 64, f"peak RSS rose {put_growth} MiB writing bytes"
+    assert view_growth < 64, f"peak RSS rose {view_growth} MiB writing a view"
     assert leaked == 0, f"{leaked} references to the payload kept after the calls"
     for name in ["one", "m0", "m1", "again", "v0", "v1"]:
         p = tmp_path / "out" / name

@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import s3dlio
-from conftest import need, numbered, numbers_of
+from conftest import PEAK_RSS, need, numbered, numbers_of
 
 torch = need("torch")
 import s3dlio.torch as st  # noqa: E402
@@ -177,29 +177,25 @@ def test_state_dict_round_trips_exactly(base):
 
 
 def test_state_dicts_copy_nothing_but_the_serialized_bytes(tmp_path):
-    # Fresh interpreters, so each peak RSS is one call's alone: a 128 MiB tensor costs its
+    # Fresh interpreters, each measuring one call's peak RSS: a 128 MiB tensor costs its
     # serialized bytes once more while saved (torch.save into memory), not twice; loaded,
     # the checkpoint's bytes and the tensor, not a third copy for torch.load to read.
-    save = """
-import resource, sys, torch, s3dlio.torch as st
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+    save = PEAK_RSS + """
+import sys, torch, s3dlio.torch as st
 state = {"w": torch.arange(32 << 20, dtype=torch.float32)}
 st.save_state_dict(sys.argv[1], 1, {"w": torch.ones(4)})
-p0 = peak()
+r0 = start_peak()
 st.save_state_dict(sys.argv[1], 2, state)
-print(peak() - p0)
+print(peak() - r0)
 """
-    load = """
-import resource, sys, torch, s3dlio.torch as st
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+    load = PEAK_RSS + """
+import sys, torch, s3dlio.torch as st
 st.load_state_dict(sys.argv[1], 1)
-p0 = peak()
+r0 = start_peak()
 w = st.load_state_dict(sys.argv[1], 2)["w"]
-p1 = peak()
+grown = peak() - r0
 assert torch.equal(w, torch.arange(32 << 20, dtype=torch.float32))
-print(p1 - p0)
+print(grown)
 """
     uri = (tmp_path / "ck").as_uri() + "/"
     for code, what, most in [(save, "saving", 200), (load, "loading", 320)]:
