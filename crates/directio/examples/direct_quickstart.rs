@@ -2,7 +2,7 @@
 //! them back whole, by unaligned range and streamed, check every byte, and clean up.
 //!
 //! ```text
-//! cargo run --release -p s3dlio-directio --example quickstart -- [DIR]
+//! cargo run --release -p s3dlio-directio --example direct_quickstart -- [DIR]
 //! ```
 //!
 //! DIR must be on a file system that accepts O_DIRECT (a local disk; not tmpfs before
