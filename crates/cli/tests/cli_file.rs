@@ -877,6 +877,10 @@ fn sync_copies_only_what_is_missing_different_or_newer() {
         r.stderr
     );
     assert_eq!(read_tree(&dst), read_tree(&src));
+    // An empty or mistyped SRC is an error, never a --delete of everything in DEST.
+    let r = run(&["sync", "--delete", &format!("{}/typo/", uri(&src)), &d]);
+    r.fails(1, "nothing to sync under");
+    assert_eq!(read_tree(&dst), read_tree(&src));
 
     // A glob source: only what it takes is synced, and --delete touches only names the
     // glob would take (d.bin and the .txt files stay).

@@ -89,6 +89,11 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
         sources.push((m, name));
     }
 
+    if sources.is_empty() {
+        // Most likely a mistyped SRC; with --delete it would empty DEST.
+        return Err(format!("nothing to sync under {src_uri}: SRC holds no objects").into());
+    }
+
     // What DEST holds already, by the same names.
     let existing: HashMap<String, ObjectMeta> = list_objects(&*dst_store, &prefix, true)
         .await?
