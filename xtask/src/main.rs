@@ -258,18 +258,7 @@ fn test(args: &[String]) -> Result<(), String> {
         // The README's first command, the main job on file://: it writes, lists and reads
         // back objects and fails on any wrong byte (built as the tests were, so only the
         // example links).
-        .and_then(|()| {
-            let mut build = cargo();
-            build
-                .args(["build", "--workspace", "--exclude", "s3dlio-py"])
-                .args(FEATURES)
-                .args(["--example", "quickstart"]);
-            servers::scrub_aws(&mut build);
-            run(&mut build)?;
-            run(&mut Command::new(
-                root().join("target/debug/examples/quickstart"),
-            ))
-        })
+        .and_then(|()| run(&mut Command::new(workspace_example("quickstart")?)))
         // The Python module, as a wheel, against the same servers.
         .and_then(|()| python::pytest(&tools.python, env));
     if let (Err(_), Some(s)) = (&result, &mut servers) {
@@ -332,6 +321,20 @@ fn fuzz_command(args: &[String]) -> Result<(), String> {
     fuzz::run_targets(seconds)
 }
 
+/// Build one example of the workspace as the tests build it (the whole workspace, the same
+/// features and environment), so after `cargo xtask test` nothing but the example itself
+/// needs compiling; returns its path (example names are unique across the workspace).
+fn workspace_example(name: &str) -> Result<PathBuf, String> {
+    let mut build = cargo();
+    build
+        .args(["build", "--workspace", "--exclude", "s3dlio-py"])
+        .args(FEATURES)
+        .args(["--example", name]);
+    servers::scrub_aws(&mut build);
+    run(&mut build)?;
+    Ok(root().join("target/debug/examples").join(name))
+}
+
 /// `cargo xtask soak`: the soak example against freshly started servers.
 fn soak(args: &[String]) -> Result<(), String> {
     let mut minutes = 1.0f64;
@@ -350,19 +353,11 @@ fn soak(args: &[String]) -> Result<(), String> {
             other => return Err(format!("soak: unknown option '{other}'")),
         }
     }
-    // Built as the tests build it (the whole workspace, the same features), so after
-    // `cargo xtask test` nothing but the example itself needs compiling.
-    let mut build = cargo();
-    build
-        .args(["build", "--workspace", "--exclude", "s3dlio-py"])
-        .args(FEATURES)
-        .args(["--example", "soak"]);
-    servers::scrub_aws(&mut build);
-    run(&mut build)?;
+    let soak = workspace_example("soak")?;
     let tools = tools::install()?;
     servers::catch_signals();
     let mut s = servers::start(&tools)?;
-    let mut c = Command::new(root().join("target/debug/examples/soak"));
+    let mut c = Command::new(soak);
     c.args(["--seconds", &format!("{:.0}", minutes * 60.0)]);
     if let Some(r) = rate {
         c.args(["--fault-rate", &r.to_string()]);

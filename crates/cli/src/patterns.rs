@@ -216,6 +216,15 @@ pub fn expand(arg: &str, cwd: &Path) -> Result<Vec<LocalFile>, String> {
     Ok(files)
 }
 
+/// `key` as a prefix ("directory"): empty, or ending in `/`.
+pub fn as_dir(key: &str) -> String {
+    if key.is_empty() || key.ends_with('/') {
+        key.to_owned()
+    } else {
+        format!("{key}/")
+    }
+}
+
 /// The part of `key` below the "directory" of `prefix` (everything up to and including its
 /// last `/`): what `-p REGEX` is matched against, and the path a download writes.
 pub fn below_dir<'a>(prefix: &str, key: &'a str) -> &'a str {
@@ -281,6 +290,15 @@ impl KeyGlob {
     /// Whether matches may lie deeper than one level below [`Self::dir`].
     pub fn recursive(&self) -> bool {
         self.rest.contains('/') || self.rest.contains("**")
+    }
+
+    /// Where to list for `key` and whether to descend: a glob's literal directory, deeper
+    /// where it can match (or with `recursive`); else `key` itself.
+    pub fn listing<'a>(glob: Option<&'a Self>, key: &'a str, recursive: bool) -> (&'a str, bool) {
+        match glob {
+            Some(g) => (g.dir.as_str(), recursive || g.recursive()),
+            None => (key, recursive),
+        }
     }
 
     /// Whether `key` (a whole key) matches.

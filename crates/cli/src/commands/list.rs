@@ -19,10 +19,7 @@ pub async fn ls(ctx: &Ctx, a: LsArgs) -> CliResult {
     // A glob lists its literal directory, deeper only where it can match; a prefix line is
     // shown when its name (without the trailing '/') matches.
     let glob = KeyGlob::parse(&uri.key)?;
-    let (prefix, recursive) = match &glob {
-        Some(g) => (g.dir.as_str(), a.recursive || g.recursive()),
-        None => (uri.key.as_str(), a.recursive),
-    };
+    let (prefix, recursive) = KeyGlob::listing(glob.as_ref(), &uri.key, a.recursive);
     let opts = if recursive {
         ListOptions::recursive()
     } else {

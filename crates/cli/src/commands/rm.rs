@@ -1,16 +1,45 @@
 //! `rm` / `delete`.
 
 use futures::TryStreamExt;
-use s3dlio_store_core::{ListItem, ListOptions};
+use s3dlio_store_core::{ListItem, ListOptions, ObjectStore};
 
 use super::transfer::source_glob;
 use super::{CliResult, Ctx};
 use crate::args::RmArgs;
-use crate::patterns::KeyFilter;
+use crate::patterns::{KeyFilter, KeyGlob};
 use crate::progress::Progress;
 
 /// Keys per batch delete (S3's DeleteObjects limit).
-const BATCH: usize = 1000;
+pub(super) const BATCH: usize = 1000;
+
+/// Delete up to [`BATCH`] keys with one batch delete, each success counted on `progress` and
+/// each failure printed; returns how many failed.
+pub(super) async fn delete_batch(
+    store: &dyn ObjectStore,
+    batch: Vec<String>,
+    progress: &Progress,
+) -> u64 {
+    let n = batch.len() as u64;
+    match store.delete_many(batch.clone()).await {
+        Ok(results) => {
+            let mut failed = 0;
+            for (key, r) in batch.iter().zip(results) {
+                match r {
+                    Ok(()) => progress.object_done(),
+                    Err(e) => {
+                        failed += 1;
+                        progress.println(&format!("s3-cli: failed: {}: {e}", store.uri_of(key)));
+                    }
+                }
+            }
+            failed
+        }
+        Err(e) => {
+            progress.println(&format!("s3-cli: failed: batch of {n} keys: {e}"));
+            n
+        }
+    }
+}
 
 pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
     let uri = ctx.location(&a.uri)?;
@@ -30,10 +59,7 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
     }
     let filter = KeyFilter::new(a.pattern.as_deref())?;
     // A glob is listed under its literal directory, deeper only where it can match.
-    let (prefix, recursive) = match &glob {
-        Some(g) => (g.dir.as_str(), a.recursive || g.recursive()),
-        None => (uri.key.as_str(), a.recursive),
-    };
+    let (prefix, recursive) = KeyGlob::listing(glob.as_ref(), &uri.key, a.recursive);
     let opts = if recursive {
         ListOptions::recursive()
     } else {
@@ -43,36 +69,6 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
     let mut listing = store.list(prefix, opts);
     let mut batch = Vec::with_capacity(BATCH);
     let (mut total, mut failed) = (0u64, 0u64);
-    let flush = |batch: Vec<String>| {
-        let store = &store;
-        let progress = &progress;
-        async move {
-            let n = batch.len() as u64;
-            let results = store.delete_many(batch.clone()).await;
-            let mut bad = 0u64;
-            match results {
-                Ok(rs) => {
-                    for (key, r) in batch.iter().zip(rs) {
-                        match r {
-                            Ok(()) => progress.object_done(),
-                            Err(e) => {
-                                bad += 1;
-                                progress.println(&format!(
-                                    "s3-cli: failed: {}: {e}",
-                                    store.uri_of(key)
-                                ));
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    bad = n;
-                    progress.println(&format!("s3-cli: failed: batch of {n} keys: {e}"));
-                }
-            }
-            (n, bad)
-        }
-    };
     // Batches go out as the listing arrives, so deleting millions of keys needs no more
     // memory than one batch of names.
     while let Some(item) = listing.try_next().await? {
@@ -82,15 +78,14 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> CliResult {
         }
         batch.push(m.key);
         if batch.len() == BATCH {
-            let (n, bad) = flush(std::mem::take(&mut batch)).await;
-            total += n;
-            failed += bad;
+            let batch = std::mem::take(&mut batch);
+            total += batch.len() as u64;
+            failed += delete_batch(&*store, batch, &progress).await;
         }
     }
     if !batch.is_empty() {
-        let (n, bad) = flush(batch).await;
-        total += n;
-        failed += bad;
+        total += batch.len() as u64;
+        failed += delete_batch(&*store, batch, &progress).await;
     }
     progress.finish();
     if failed > 0 {

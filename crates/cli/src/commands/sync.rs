@@ -2,19 +2,18 @@
 //! `aws s3 sync` and `s5cmd sync` do, on any pair of backends.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use s3dlio_store_core::ObjectMeta;
 
-use super::transfer::{copy_many, is_dir_marker, list_objects, source_glob};
+use super::rm::{delete_batch, BATCH};
+use super::transfer::{copy_many, glob_objects, is_dir_marker, list_objects, source_glob};
 use super::{out, CliResult, Ctx};
 use crate::args::SyncArgs;
-use crate::patterns::{below_dir, safe_relative};
+use crate::patterns::{as_dir, below_dir, safe_relative};
 use crate::progress::{note, Progress};
 use crate::units::human_bytes;
-
-/// Keys per batch delete (S3's DeleteObjects limit).
-const BATCH: usize = 1000;
 
 /// Why a source object is copied, if it is.
 fn reason(src: &ObjectMeta, dst: Option<&ObjectMeta>, size_only: bool) -> Option<&'static str> {
@@ -37,15 +36,6 @@ fn objects_noun(n: usize) -> String {
     format!("{n} object{}", if n == 1 { "" } else { "s" })
 }
 
-/// `dir` as a prefix: empty, or ending in `/`.
-fn as_dir(key: &str) -> String {
-    if key.is_empty() || key.ends_with('/') {
-        key.to_owned()
-    } else {
-        format!("{key}/")
-    }
-}
-
 pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
     let SyncArgs {
         src,
@@ -64,11 +54,7 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
     // taken as a directory).
     let glob = source_glob(&*src_store, &src_uri.key).await?;
     let (objects, base) = match &glob {
-        Some(g) => {
-            let mut v = list_objects(&*src_store, &g.dir, true).await?;
-            v.retain(|m| g.matches(&m.key));
-            (v, g.dir.clone())
-        }
+        Some(g) => (glob_objects(&*src_store, g).await?, g.dir.clone()),
         None => {
             let base = as_dir(&src_uri.key);
             (list_objects(&*src_store, &base, true).await?, base)
@@ -152,37 +138,27 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
     }
 
     let n_copies = copies.len();
-    let work: Vec<_> = copies
-        .into_iter()
-        .map(|(m, key, _)| (m, Ok::<_, String>(key)))
-        .collect();
-    let copied = if work.is_empty() {
-        Ok(())
-    } else {
-        copy_many(src_store, Some(dst_store.clone()), work, jobs, "synced").await
-    };
+    if !copies.is_empty() {
+        let work = copies
+            .into_iter()
+            .map(|(m, key, _)| (m, Ok::<_, String>(key)))
+            .collect();
+        copy_many(
+            src_store,
+            Some(Arc::clone(&dst_store)),
+            work,
+            jobs,
+            "synced",
+        )
+        .await?;
+    }
     // Stale objects go only once every copy landed: a failed sync never leaves DEST with
     // less than it had.
-    copied?;
-    let mut deleted = 0u64;
     if !stale.is_empty() {
         let progress = Progress::objects("deleted", Some(stale.len() as u64));
         let mut failed = 0u64;
         for batch in stale.chunks(BATCH) {
-            let results = dst_store.delete_many(batch.to_vec()).await?;
-            for (key, r) in batch.iter().zip(results) {
-                match r {
-                    Ok(()) => {
-                        deleted += 1;
-                        progress.object_done();
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        progress
-                            .println(&format!("s3-cli: failed: {}: {e}", dst_store.uri_of(key)));
-                    }
-                }
-            }
+            failed += delete_batch(&*dst_store, batch.to_vec(), &progress).await;
         }
         progress.finish();
         if failed > 0 {
@@ -191,6 +167,7 @@ pub async fn sync(ctx: &Ctx, a: SyncArgs) -> CliResult {
             );
         }
     }
+    let deleted = stale.len();
     note(&format!(
         "sync: {n_copies} copied, {up_to_date} up to date, {deleted} deleted"
     ));

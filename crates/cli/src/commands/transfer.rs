@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{is_local_dir, run_batch, CliError, CliResult, Ctx};
 use crate::args::{CpArgs, DownloadArgs, GetArgs, UploadArgs};
-use crate::patterns::{below_dir, expand, safe_relative, KeyGlob, LocalFile};
+use crate::patterns::{as_dir, below_dir, expand, safe_relative, KeyGlob, LocalFile};
 use crate::progress::Progress;
 
 /// Copy one object (or a range of it) from one store to another, streaming; the writer is
@@ -99,7 +99,7 @@ fn is_prefix(uri: &ObjectUri, recursive: bool) -> bool {
 
 /// SRC's key as a glob (see [`KeyGlob`]), unless it has no glob character or names an
 /// existing object as it is (keys may hold `*`, `?`, `[` or `{` themselves).
-pub(crate) async fn source_glob(store: &dyn ObjectStore, key: &str) -> CliResult<Option<KeyGlob>> {
+pub(super) async fn source_glob(store: &dyn ObjectStore, key: &str) -> CliResult<Option<KeyGlob>> {
     let Some(glob) = KeyGlob::parse(key)? else {
         return Ok(None);
     };
@@ -114,7 +114,7 @@ pub(crate) async fn source_glob(store: &dyn ObjectStore, key: &str) -> CliResult
 }
 
 /// The objects `glob` matches, listed under its literal directory.
-pub(crate) async fn glob_objects(
+pub(super) async fn glob_objects(
     store: &dyn ObjectStore,
     glob: &KeyGlob,
 ) -> Result<Vec<ObjectMeta>, Error> {
@@ -491,11 +491,7 @@ pub async fn cp(ctx: &Ctx, a: CpArgs) -> CliResult {
         p.finish();
         return Ok(());
     }
-    let prefix = if dest.key.is_empty() || dest.key.ends_with('/') {
-        dest.key.clone()
-    } else {
-        format!("{}/", dest.key)
-    };
+    let prefix = as_dir(&dest.key);
     let (objects, base) = many_objects(&*src_store, &src, glob.as_ref(), true).await?;
     if objects.is_empty() {
         return Err(match glob {
